@@ -1,0 +1,221 @@
+"""`GenAICall`: the one record of a finished GenAI call that instrumentation fills and processors read.
+
+Our own instrumentation hands the full record (content included) to processors through the
+in-process side channel (`llm_telemetry.side_channel`). For spans that someone else produced — the
+official GenAI instrumentations, OpenLLMetry, the Anthropic SDK's native tracing, a gateway —
+`GenAICall.from_attributes` rebuilds the same record from span attributes, accepting legacy names.
+Processors therefore have one input type whatever produced the span.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_telemetry import attributes as a
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class StreamTimings:
+    """Latency of a streamed response, measured where the application receives each chunk."""
+
+    ttft_s: float | None = None
+    chunk_count: int = 0
+    tbt_mean_s: float | None = None
+    tbt_p50_s: float | None = None
+    tbt_p95_s: float | None = None
+    tbt_p99_s: float | None = None
+    tbt_max_s: float | None = None
+    stall_count: int = 0
+    output_tokens_per_s: float | None = None
+    end_reason: str | None = None
+
+
+@dataclass(slots=True)
+class GenAICall:
+    """A finished GenAI call: request, response, usage, timings, attribution and (in-process) content.
+
+    Token fields follow the semantic conventions: ``input_tokens`` counts every input token, cache
+    reads and writes included; ``cache_read_tokens`` / ``cache_write_tokens`` are the parts of it
+    that were read from or written to the provider's prompt cache.
+    """
+
+    operation: str
+    provider: str
+    request_model: str | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    streaming: bool = False
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    output_tokens_estimated: bool = False
+    duration_s: float | None = None
+    timings: StreamTimings | None = None
+    error_type: str | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    conversation_id: str | None = None
+    feature: str | None = None
+    # Content: always present in-process when our instrumentation produced the call; only exported
+    # when the user opts in to content capture.
+    system_instructions: str | None = None
+    input_messages: list[dict[str, Any]] | None = None
+    output_text: str | None = None
+    source: str = "llm_telemetry"
+    """Who produced the span: ``llm_telemetry`` (side channel) or ``attributes`` (rebuilt)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str | None:
+        """The model that answered, else the one asked for."""
+        return self.response_model or self.request_model
+
+    @property
+    def prompt_text(self) -> str | None:
+        """All input message text joined, for screens that look at the prompt."""
+        if not self.input_messages and not self.system_instructions:
+            return None
+        parts: list[str] = []
+        if self.system_instructions:
+            parts.append(self.system_instructions)
+        for message in self.input_messages or ():
+            for part in message.get("parts", ()):
+                content = part.get("content")
+                if isinstance(content, str):
+                    parts.append(content)
+        return "\n".join(parts)
+
+    @classmethod
+    def from_attributes(cls, attrs: Mapping[str, Any]) -> GenAICall | None:
+        """Rebuild a record from span attributes; ``None`` if the span is not a GenAI span.
+
+        Accepts the current semantic-convention names and the legacy ones (``gen_ai.system``,
+        ``gen_ai.usage.prompt_tokens`` …) other instrumentations still emit. Never raises.
+        """
+        try:
+            return _from_attributes(cls, attrs)
+        except Exception:  # a malformed foreign span must not break the pipeline
+            logger.debug("could not rebuild a GenAI record from span attributes", exc_info=True)
+            return None
+
+
+def is_genai_span(attrs: Mapping[str, Any] | None) -> bool:
+    """A span is a GenAI span when it names a GenAI operation, provider or request model."""
+    if not attrs:
+        return False
+    return (
+        a.OPERATION_NAME in attrs
+        or a.PROVIDER_NAME in attrs
+        or a.LEGACY_PROVIDER in attrs
+        or a.REQUEST_MODEL in attrs
+    )
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _first(attrs: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        value = attrs.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _output_text(attrs: Mapping[str, Any]) -> str | None:
+    raw = attrs.get(a.OUTPUT_MESSAGES)
+    if not isinstance(raw, str):
+        return _str(attrs.get("gen_ai.completion.0.content"))
+    try:
+        messages = json.loads(raw)
+    except ValueError:
+        return None
+    texts = [
+        part.get("content")
+        for message in messages if isinstance(message, dict)
+        for part in message.get("parts", ()) if isinstance(part, dict) and part.get("type") == "text"
+    ]
+    return "".join(t for t in texts if isinstance(t, str)) or None
+
+
+def _input_messages(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    raw = attrs.get(a.INPUT_MESSAGES)
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+def _from_attributes(cls: type[GenAICall], attrs: Mapping[str, Any]) -> GenAICall | None:
+    if not is_genai_span(attrs):
+        return None
+    provider = _str(_first(attrs, a.PROVIDER_NAME, a.LEGACY_PROVIDER)) or "unknown"
+    input_tokens = _int(_first(attrs, a.USAGE_INPUT_TOKENS, a.LEGACY_PROMPT_TOKENS))
+    cache_read = _int(_first(attrs, a.USAGE_CACHE_READ_INPUT_TOKENS, a.LEGACY_CACHE_READ_TOKENS))
+    cache_write = _int(
+        _first(attrs, a.USAGE_CACHE_CREATION_INPUT_TOKENS, a.ANTHROPIC_CACHE_WRITE_TOKENS, a.LEGACY_CACHE_CREATION_TOKENS)
+    )
+    if input_tokens is not None and provider == "anthropic" and a.USAGE_INPUT_TOKENS not in attrs:
+        # Legacy Anthropic spans (OpenLLMetry) report prompt tokens without the cached parts.
+        input_tokens += (cache_read or 0) + (cache_write or 0)
+    reasons = attrs.get(a.RESPONSE_FINISH_REASONS)
+    port = _int(attrs.get(a.SERVER_PORT))
+    timings = None
+    if a.RESPONSE_TIME_TO_FIRST_CHUNK in attrs or a.STREAM_CHUNK_COUNT in attrs:
+        timings = StreamTimings(
+            ttft_s=attrs.get(a.RESPONSE_TIME_TO_FIRST_CHUNK),
+            chunk_count=_int(attrs.get(a.STREAM_CHUNK_COUNT)) or 0,
+            tbt_mean_s=attrs.get(a.STREAM_TBT_MEAN),
+            tbt_p50_s=attrs.get(a.STREAM_TBT_P50),
+            tbt_p95_s=attrs.get(a.STREAM_TBT_P95),
+            tbt_p99_s=attrs.get(a.STREAM_TBT_P99),
+            tbt_max_s=attrs.get(a.STREAM_TBT_MAX),
+            stall_count=_int(attrs.get(a.STREAM_STALL_COUNT)) or 0,
+            output_tokens_per_s=attrs.get(a.STREAM_OUTPUT_TOKENS_PER_SECOND),
+            end_reason=_str(attrs.get(a.STREAM_END_REASON)),
+        )
+    system = attrs.get(a.SYSTEM_INSTRUCTIONS)
+    return cls(
+        operation=_str(attrs.get(a.OPERATION_NAME)) or "chat",
+        provider=provider,
+        request_model=_str(attrs.get(a.REQUEST_MODEL)),
+        response_model=_str(attrs.get(a.RESPONSE_MODEL)),
+        response_id=_str(attrs.get(a.RESPONSE_ID)),
+        finish_reasons=tuple(reasons) if isinstance(reasons, Sequence) and not isinstance(reasons, str) else (),
+        streaming=bool(attrs.get(a.REQUEST_STREAM, False)),
+        input_tokens=input_tokens,
+        output_tokens=_int(_first(attrs, a.USAGE_OUTPUT_TOKENS, a.LEGACY_COMPLETION_TOKENS)),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        output_tokens_estimated=bool(attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED, False)),
+        timings=timings,
+        error_type=_str(attrs.get(a.ERROR_TYPE)),
+        server_address=_str(attrs.get(a.SERVER_ADDRESS)),
+        server_port=port,
+        user_id=_str(attrs.get(a.USER_ID)),
+        session_id=_str(attrs.get(a.SESSION_ID)),
+        conversation_id=_str(attrs.get(a.CONVERSATION_ID)),
+        feature=_str(attrs.get(a.FEATURE)),
+        system_instructions=system if isinstance(system, str) else None,
+        input_messages=_input_messages(attrs),
+        output_text=_output_text(attrs),
+        source="attributes",
+    )
