@@ -1,0 +1,250 @@
+"""The life cycle of one GenAI call's span: start before the request, end exactly once.
+
+`CallSpan` is shared by every wrapper of every SDK. The SDK-specific code fills the call's
+`GenAICall` record (request fields at start, response fields when they arrive); `CallSpan.end` turns
+the record into span attributes, events and metrics, hands the full record (content included) to the
+in-process side channel for the processors, and ends the span. It never raises: a failure in here is
+logged and the span is still ended.
+
+Why the clock starts here: TTFT is measured from *before* the request is sent (``perf_counter`` at
+wrapper entry), not from when response headers arrive — OpenLIT's mistake, which hides queueing time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from llm_telemetry import attributes as a
+from llm_telemetry.attribution import current_attribution
+from llm_telemetry.record import GenAICall, StreamTimings
+from llm_telemetry.side_channel import side_channel
+
+from ._content import content_attributes
+from ._telemetry import Telemetry
+from ._timing import estimate_tokens, gap_stats
+
+logger = logging.getLogger(__name__)
+
+_ATTRIBUTION_FIELDS = {a.USER_ID: "user_id", a.SESSION_ID: "session_id", a.CONVERSATION_ID: "conversation_id", a.FEATURE: "feature"}
+
+
+def error_type(error: BaseException) -> str:
+    """``error.type``: the exception's class name (fully qualified outside builtins)."""
+    cls = type(error)
+    module = cls.__module__
+    if module == "builtins":
+        return cls.__qualname__
+    # openai._exceptions.RateLimitError -> openai.RateLimitError: the public name users know.
+    return f"{module.split('.', 1)[0]}.{cls.__qualname__}"
+
+
+class CallSpan:
+    """One GenAI call: its record, its span, its start clocks, and the guarantee that it ends once."""
+
+    __slots__ = ("_end_lock", "_ended", "record", "span", "start_ns", "t0", "telemetry")
+
+    def __init__(self, telemetry: Telemetry, record: GenAICall, request_attributes: dict[str, AttributeValue]) -> None:
+        self.t0 = time.perf_counter()
+        self.start_ns = time.time_ns()
+        self.telemetry = telemetry
+        self.record = record
+        self._ended = False
+        self._end_lock = threading.Lock()
+        attrs = request_attributes
+        attrs[a.OPERATION_NAME] = record.operation
+        attrs[a.PROVIDER_NAME] = record.provider
+        if record.request_model:
+            attrs[a.REQUEST_MODEL] = record.request_model
+        if record.server_address:
+            attrs[a.SERVER_ADDRESS] = record.server_address
+        if record.server_port:
+            attrs[a.SERVER_PORT] = record.server_port
+        for name, value in current_attribution().items():
+            attrs[name] = value
+            setattr(record, _ATTRIBUTION_FIELDS[name], value)
+        name = f"{record.operation} {record.request_model}" if record.request_model else record.operation
+        self.span: Span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=self.start_ns)
+
+    def activate(self) -> Any:
+        """Make the span current while the SDK sends the request, so HTTP client spans are its children."""
+        return trace.use_span(self.span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def end(
+        self,
+        error: BaseException | None = None,
+        *,
+        chunk_times: Sequence[float] | None = None,
+        end_reason: str | None = None,
+    ) -> None:
+        """Finish the call. ``chunk_times``: perf_counter readings of each content chunk (streams only)."""
+        if self._ended or not self._end_lock.acquire(blocking=False):
+            return
+        try:
+            if self._ended:
+                return
+            self._ended = True
+            self._finish(error, chunk_times, end_reason)
+        except Exception:
+            logger.warning("llm-telemetry: could not record a GenAI call; ending its span anyway", exc_info=True)
+            try:
+                self.span.end()
+            except Exception:
+                logger.debug("span.end failed", exc_info=True)
+        finally:
+            self._end_lock.release()
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _finish(self, error: BaseException | None, chunk_times: Sequence[float] | None, end_reason: str | None) -> None:
+        now = time.perf_counter()
+        record, span, telemetry = self.record, self.span, self.telemetry
+        record.duration_s = now - self.t0
+        attrs: dict[str, AttributeValue] = {}
+        if error is not None:
+            record.error_type = error_type(error)
+        if record.streaming:
+            self._stream_timing(record, attrs, chunk_times or (), end_reason)
+        _response_attributes(record, attrs)
+        if record.error_type:
+            attrs[a.ERROR_TYPE] = record.error_type
+        capture = telemetry.capture
+        if capture.enabled:
+            content = content_attributes(record, telemetry.max_content_chars)
+            if capture.on_span:
+                attrs.update(content)
+            if capture.on_event and content:
+                span.add_event(a.EVENT_INFERENCE_DETAILS, content)
+        span.set_attributes(attrs)
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, record.error_type))
+        self._record_metrics(record, chunk_times)
+        ctx = span.get_span_context()
+        if span.is_recording():
+            side_channel.publish((ctx.trace_id, ctx.span_id), record)
+        span.end(end_time=self.start_ns + int(record.duration_s * 1e9))
+
+    def _stream_timing(
+        self, record: GenAICall, attrs: dict[str, AttributeValue], times: Sequence[float], end_reason: str | None
+    ) -> None:
+        telemetry, span, t0 = self.telemetry, self.span, self.t0
+        timings = StreamTimings(chunk_count=len(times), end_reason=end_reason)
+        record.timings = timings
+        if end_reason:
+            attrs[a.STREAM_END_REASON] = end_reason
+        attrs[a.STREAM_CHUNK_COUNT] = len(times)
+        if record.output_tokens is None and record.error_type is None and times:
+            record.output_tokens = estimate_tokens(record.output_text or "", len(times))
+            record.output_tokens_estimated = True
+            attrs[a.USAGE_OUTPUT_TOKENS_ESTIMATED] = True
+
+        def wall(t: float) -> int:
+            return self.start_ns + int((t - t0) * 1e9)
+
+        if times:
+            timings.ttft_s = times[0] - t0
+            attrs[a.RESPONSE_TIME_TO_FIRST_CHUNK] = timings.ttft_s
+            span.add_event(a.EVENT_FIRST_TOKEN, {a.RESPONSE_TIME_TO_FIRST_CHUNK: timings.ttft_s}, timestamp=wall(times[0]))
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        stats = gap_stats(gaps)
+        if stats is not None:
+            timings.tbt_mean_s, timings.tbt_p50_s, timings.tbt_p95_s = stats.mean, stats.p50, stats.p95
+            timings.tbt_p99_s, timings.tbt_max_s = stats.p99, stats.max
+            attrs[a.STREAM_TBT_MEAN] = stats.mean
+            attrs[a.STREAM_TBT_P50] = stats.p50
+            attrs[a.STREAM_TBT_P95] = stats.p95
+            attrs[a.STREAM_TBT_P99] = stats.p99
+            attrs[a.STREAM_TBT_MAX] = stats.max
+            threshold = telemetry.stall_threshold_s
+            for index, gap in enumerate(gaps):
+                if gap > threshold:
+                    timings.stall_count += 1
+                    span.add_event(
+                        a.EVENT_STALL,
+                        {
+                            a.EVENT_STALL_SECONDS: gap,
+                            a.EVENT_STALL_CHUNK_INDEX: index + 1,
+                            a.EVENT_STALL_AT_SECONDS: times[index] - t0,
+                        },
+                        timestamp=wall(times[index + 1]),
+                    )
+            attrs[a.STREAM_STALL_COUNT] = timings.stall_count
+            generation_s = times[-1] - times[0]
+            if record.output_tokens and generation_s > 0:
+                timings.output_tokens_per_s = record.output_tokens / generation_s
+                attrs[a.STREAM_OUTPUT_TOKENS_PER_SECOND] = timings.output_tokens_per_s
+        if telemetry.chunk_events:
+            previous = t0
+            for index, t in enumerate(times):
+                span.add_event(a.EVENT_CHUNK, {a.EVENT_CHUNK_INDEX: index, a.EVENT_CHUNK_GAP_SECONDS: t - previous}, timestamp=wall(t))
+                previous = t
+        span.add_event(
+            a.EVENT_STREAM_END,
+            {a.STREAM_END_REASON: end_reason or "completed", a.STREAM_CHUNK_COUNT: len(times)},
+        )
+
+    def _record_metrics(self, record: GenAICall, chunk_times: Sequence[float] | None) -> None:
+        telemetry = self.telemetry
+        attrs: dict[str, AttributeValue] = {a.OPERATION_NAME: record.operation, a.PROVIDER_NAME: record.provider}
+        if record.request_model:
+            attrs[a.REQUEST_MODEL] = record.request_model
+        if record.response_model:
+            attrs[a.RESPONSE_MODEL] = record.response_model
+        if record.server_address:
+            attrs[a.SERVER_ADDRESS] = record.server_address
+        if record.server_port:
+            attrs[a.SERVER_PORT] = record.server_port
+        if record.error_type:
+            telemetry.duration.record(record.duration_s or 0.0, {**attrs, a.ERROR_TYPE: record.error_type})
+        else:
+            telemetry.duration.record(record.duration_s or 0.0, attrs)
+        if record.input_tokens is not None:
+            telemetry.token_usage.record(record.input_tokens, {**attrs, a.TOKEN_TYPE: "input"})
+        if record.output_tokens is not None and not record.output_tokens_estimated:
+            telemetry.token_usage.record(record.output_tokens, {**attrs, a.TOKEN_TYPE: "output"})
+        timings = record.timings
+        if timings is None:
+            return
+        if timings.ttft_s is not None:
+            telemetry.time_to_first_chunk.record(timings.ttft_s, attrs)
+        if timings.stall_count:
+            telemetry.stalls.add(timings.stall_count, attrs)
+        if chunk_times and len(chunk_times) > 1:
+            if telemetry.per_chunk_metric:
+                record_gap = telemetry.time_per_output_chunk.record
+                for earlier, later in itertools.pairwise(chunk_times):
+                    record_gap(later - earlier, attrs)
+            elif timings.tbt_mean_s is not None:
+                telemetry.time_per_output_chunk.record(timings.tbt_mean_s, attrs)
+
+
+def _response_attributes(record: GenAICall, attrs: dict[str, AttributeValue]) -> None:
+    if record.response_id:
+        attrs[a.RESPONSE_ID] = record.response_id
+    if record.response_model:
+        attrs[a.RESPONSE_MODEL] = record.response_model
+    if record.finish_reasons:
+        attrs[a.RESPONSE_FINISH_REASONS] = list(record.finish_reasons)
+    if record.input_tokens is not None:
+        attrs[a.USAGE_INPUT_TOKENS] = record.input_tokens
+    if record.output_tokens is not None:
+        attrs[a.USAGE_OUTPUT_TOKENS] = record.output_tokens
+    if record.cache_read_tokens:
+        attrs[a.USAGE_CACHE_READ_INPUT_TOKENS] = record.cache_read_tokens
+    if record.cache_write_tokens:
+        attrs[a.USAGE_CACHE_CREATION_INPUT_TOKENS] = record.cache_write_tokens
+    reasoning = record.extra.get("reasoning_tokens")
+    if reasoning:
+        attrs[a.USAGE_REASONING_OUTPUT_TOKENS] = reasoning

@@ -1,0 +1,103 @@
+"""The generic sync/async wrapper every instrumented SDK method goes through.
+
+An `Operation` knows the SDK-specific parts: how to build the call's record and request attributes
+from the method's arguments, how to read a returned response into the record, and which stream
+observer reads a streamed response. The wrapper does the rest the same way for every method:
+
+* anything that fails inside *our* code is logged and the user's call proceeds untouched;
+* the user's own exceptions (HTTP errors, timeouts, their bugs) are re-raised unchanged, after the
+  span records them;
+* the span is current while the SDK sends the request, so HTTP-client spans nest under it
+  (OpenLLMetry #1543);
+* the async wrapper is a coroutine function awaiting the SDK coroutine — nothing blocks the loop
+  (OpenLLMetry #4052).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from ._call import CallSpan
+from ._stream import ChunkObserver, TracedAsyncStream, TracedStream
+from ._telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
+
+
+class Operation(Protocol):
+    def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan: ...
+
+    def read_response(self, call: CallSpan, response: Any) -> None: ...
+
+    def observer(self, call: CallSpan) -> ChunkObserver: ...
+
+    stream_types: tuple[type, ...]
+    async_stream_types: tuple[type, ...]
+
+
+def _start(operation: Operation, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan | None:
+    if not is_instrumentation_enabled():
+        return None
+    try:
+        return operation.start(telemetry, instance, kwargs)
+    except Exception:
+        logger.warning("llm-telemetry: could not start a GenAI span; the call proceeds untraced", exc_info=True)
+        return None
+
+
+def _finish_sync(operation: Operation, call: CallSpan, result: Any) -> Any:
+    try:
+        if isinstance(result, operation.stream_types):
+            return TracedStream(result, call, operation.observer(call))
+        operation.read_response(call, result)
+    except Exception:
+        logger.warning("llm-telemetry: could not read a GenAI response", exc_info=True)
+    call.end()
+    return result
+
+
+def _finish_async(operation: Operation, call: CallSpan, result: Any) -> Any:
+    try:
+        if isinstance(result, operation.async_stream_types):
+            return TracedAsyncStream(result, call, operation.observer(call))
+        operation.read_response(call, result)
+    except Exception:
+        logger.warning("llm-telemetry: could not read a GenAI response", exc_info=True)
+    call.end()
+    return result
+
+
+def sync_wrapper(operation: Operation, telemetry: Telemetry) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = _start(operation, telemetry, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            with call.activate():
+                result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.end(error)
+            raise
+        return _finish_sync(operation, call, result)
+
+    return wrapper
+
+
+def async_wrapper(operation: Operation, telemetry: Telemetry) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = _start(operation, telemetry, instance, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            with call.activate():
+                result = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.end(error)
+            raise
+        return _finish_async(operation, call, result)
+
+    return wrapper

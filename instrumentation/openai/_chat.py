@@ -1,0 +1,99 @@
+"""``chat.completions.create``: request attributes, response reading and the stream observer."""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import Any
+
+import openai
+from llm_telemetry.instrumentation._call import CallSpan
+from llm_telemetry.instrumentation._content import messages_from_chat
+from llm_telemetry.instrumentation._telemetry import Telemetry
+
+from llm_telemetry import attributes as a
+
+from ._common import common_request_attributes, given, new_record, read_chat_usage, stop_sequences
+
+
+class ChatOperation:
+    stream_types: tuple[type, ...] = (openai.Stream,)
+    async_stream_types: tuple[type, ...] = (openai.AsyncStream,)
+
+    def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan:
+        stream = kwargs.get("stream") is True
+        record = new_record("chat", instance, kwargs.get("model"), stream)
+        attrs = common_request_attributes(kwargs, stream)
+        max_tokens = kwargs.get("max_completion_tokens")
+        if not given(max_tokens):
+            max_tokens = kwargs.get("max_tokens")
+        if given(max_tokens) and isinstance(max_tokens, int):
+            attrs[a.REQUEST_MAX_TOKENS] = max_tokens
+        stops = stop_sequences(kwargs.get("stop"))
+        if stops:
+            attrs[a.REQUEST_STOP_SEQUENCES] = stops
+        seed = kwargs.get("seed")
+        if given(seed) and isinstance(seed, int):
+            attrs[a.REQUEST_SEED] = seed
+        for name, key in ((a.REQUEST_FREQUENCY_PENALTY, "frequency_penalty"), (a.REQUEST_PRESENCE_PENALTY, "presence_penalty")):
+            value = kwargs.get(key)
+            if given(value) and isinstance(value, (int, float)):
+                attrs[name] = float(value)
+        n = kwargs.get("n")
+        if given(n) and isinstance(n, int) and n != 1:
+            attrs[a.REQUEST_CHOICE_COUNT] = n
+        record.system_instructions, record.input_messages = messages_from_chat(kwargs.get("messages"))
+        return CallSpan(telemetry, record, attrs)
+
+    def read_response(self, call: CallSpan, response: Any) -> None:
+        record = call.record
+        choices = getattr(response, "choices", None)
+        if choices is None:  # e.g. a raw response from ``with_raw_response``
+            return
+        record.response_id = response.id
+        record.response_model = response.model
+        record.finish_reasons = tuple(c.finish_reason for c in choices if c.finish_reason)
+        texts = [c.message.content for c in choices if c.message is not None and c.message.content]
+        record.output_text = "\n".join(texts) if texts else ""
+        read_chat_usage(record, response.usage)
+
+    def observer(self, call: CallSpan) -> ChatChunkObserver:
+        return ChatChunkObserver(call)
+
+
+class ChatChunkObserver:
+    """Reads ``chat.completion.chunk`` items: content deltas are the chunks that count for TTFT/TBT."""
+
+    __slots__ = ("call", "finish_reasons", "texts", "times", "usage")
+
+    def __init__(self, call: CallSpan) -> None:
+        self.call = call
+        self.times: list[float] = []
+        self.texts: list[str] = []
+        self.finish_reasons: list[str] = []
+        self.usage: Any = None
+
+    def item(self, chunk: Any, now: float) -> None:
+        if not self.times and self.call.record.response_id is None:
+            self.call.record.response_id = chunk.id
+            self.call.record.response_model = chunk.model
+        for choice in chunk.choices:
+            delta = choice.delta
+            content = delta.content if delta is not None else None
+            if content:
+                self.times.append(now)
+                self.texts.append(content)
+            elif delta is not None and (delta.tool_calls or getattr(delta, "refusal", None)):
+                self.times.append(now)
+            if choice.finish_reason:
+                self.finish_reasons.append(choice.finish_reason)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+
+    def finish(self) -> None:
+        record = self.call.record
+        record.output_text = "".join(self.texts)
+        record.finish_reasons = tuple(self.finish_reasons)
+        read_chat_usage(record, self.usage)
+
+
+__all__ = ["ChatChunkObserver", "ChatOperation", "perf_counter"]
