@@ -1,0 +1,73 @@
+"""Shared fixtures: a real OTel SDK pipeline in memory, and the bundled fake provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from llm_telemetry.config import load_settings, set_settings
+from llm_telemetry.fake_provider import FakeProvider
+
+
+@dataclass
+class Otel:
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def metrics(self) -> dict[str, list]:
+        """Metric name → data points (all scopes)."""
+        out: dict[str, list] = {}
+        data = self.reader.get_metrics_data()
+        for rm in data.resource_metrics if data else ():
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    out.setdefault(metric.name, []).extend(metric.data.data_points)
+        return out
+
+
+@pytest.fixture
+def otel() -> Iterator[Otel]:
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader])
+    yield Otel(tp, mp, exporter, reader)
+    tp.shutdown()
+    mp.shutdown()
+
+
+@pytest.fixture(scope="session")
+def _provider_server() -> Iterator[FakeProvider]:
+    with FakeProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def fake_provider(_provider_server: FakeProvider) -> Iterator[FakeProvider]:
+    _provider_server.reset()
+    yield _provider_server
+    _provider_server.reset()
+
+
+@pytest.fixture
+def settings_env() -> Iterator[object]:
+    """Call ``settings_env({...})`` to load settings from a dict of env vars for this test."""
+
+    def apply(env: dict[str, str]) -> None:
+        set_settings(load_settings(env))
+
+    yield apply
+    set_settings(None)
