@@ -6,14 +6,13 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-
 from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
 
 MESSAGES = [{"role": "system", "content": "You extract dates."}, {"role": "user", "content": "Invoice dated 03/04/2025"}]
 
 
 @pytest.fixture
-def instrumented(otel) -> Iterator[object]:  # noqa: ANN001
+def instrumented(otel) -> Iterator[object]:
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
     yield otel
@@ -21,10 +20,10 @@ def instrumented(otel) -> Iterator[object]:  # noqa: ANN001
 
 
 @pytest.fixture
-def client(fake_provider) -> openai.OpenAI:  # noqa: ANN001
+def client(fake_provider) -> openai.OpenAI:
     return openai.OpenAI(api_key="sk-test-secret-key", base_url=fake_provider.openai_base_url, max_retries=0)
 
 
 @pytest.fixture
-def aclient(fake_provider) -> openai.AsyncOpenAI:  # noqa: ANN001
+def aclient(fake_provider) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(api_key="sk-test-secret-key", base_url=fake_provider.openai_base_url, max_retries=0)

@@ -15,6 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from llm_telemetry.config import load_settings, set_settings
 from llm_telemetry.fake_provider import FakeProvider
 
+# Fixture modules of each test area (plain modules in tests/, registered here once).
+pytest_plugins = ["_openai_helpers"]
+
 
 @dataclass
 class Otel:

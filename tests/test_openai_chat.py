@@ -9,14 +9,13 @@ import logging
 import httpx2
 import openai
 import pytest
+from _openai_helpers import MESSAGES
 from opentelemetry import trace
 
 import llm_telemetry
 from llm_telemetry import attributes as a
 from llm_telemetry.fake_provider import Behaviour
 from llm_telemetry.side_channel import side_channel
-
-from _openai_helpers import MESSAGES, aclient, client, instrumented  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("instrumented")
 
@@ -255,15 +254,14 @@ def test_timeout_and_connection_error(otel, client, fake_provider):
 
 
 def test_failure_inside_instrumentation_never_breaks_the_call(fake_provider, caplog):
+    from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
     from opentelemetry.sdk.trace import TracerProvider
 
-    from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
-
     class BrokenTracerProvider(TracerProvider):
-        def get_tracer(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        def get_tracer(self, *args, **kwargs):
             tracer = super().get_tracer(*args, **kwargs)
 
-            def start_span(*_a, **_k):  # noqa: ANN002, ANN003
+            def start_span(*_a, **_k):
                 raise RuntimeError("tracer exploded")
 
             tracer.start_span = start_span

@@ -8,8 +8,6 @@ from llm_telemetry import attributes as a
 from llm_telemetry.fake_provider import Behaviour
 from llm_telemetry.side_channel import side_channel
 
-from _openai_helpers import aclient, client, instrumented  # noqa: F401
-
 pytestmark = pytest.mark.usefixtures("instrumented")
 
 
