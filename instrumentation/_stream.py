@@ -53,6 +53,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         super().__init__(wrapped)
         self._self_call = call
         self._self_observer = observer
+        self._self_item = observer.item  # bound once: the per-chunk path does one lookup
 
     def __iter__(self) -> TracedStream:
         return self
@@ -67,7 +68,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             _end(self._self_call, self._self_observer, error, "error")
             raise
         try:
-            self._self_observer.item(item, perf_counter())
+            self._self_item(item, perf_counter())
         except Exception:
             logger.debug("llm-telemetry: could not read a stream chunk", exc_info=True)
         return item
@@ -106,6 +107,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         super().__init__(wrapped)
         self._self_call = call
         self._self_observer = observer
+        self._self_item = observer.item  # bound once: the per-chunk path does one lookup
 
     def __aiter__(self) -> TracedAsyncStream:
         return self
@@ -120,7 +122,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
             _end(self._self_call, self._self_observer, error, "error")
             raise
         try:
-            self._self_observer.item(item, perf_counter())
+            self._self_item(item, perf_counter())
         except Exception:
             logger.debug("llm-telemetry: could not read a stream chunk", exc_info=True)
         return item

@@ -63,7 +63,7 @@ class ChatOperation:
 class ChatChunkObserver:
     """Reads ``chat.completion.chunk`` items: content deltas are the chunks that count for TTFT/TBT."""
 
-    __slots__ = ("call", "finish_reasons", "texts", "times", "usage")
+    __slots__ = ("call", "finish_reasons", "first", "texts", "times", "usage")
 
     def __init__(self, call: CallSpan) -> None:
         self.call = call
@@ -71,18 +71,19 @@ class ChatChunkObserver:
         self.texts: list[str] = []
         self.finish_reasons: list[str] = []
         self.usage: Any = None
+        self.first: Any = None
 
     def item(self, chunk: Any, now: float) -> None:
-        if not self.times and self.call.record.response_id is None:
-            self.call.record.response_id = chunk.id
-            self.call.record.response_model = chunk.model
+        # Hot path (runs per chunk): attribute reads and list appends only.
+        if self.first is None:
+            self.first = chunk
         for choice in chunk.choices:
             delta = choice.delta
-            content = delta.content if delta is not None else None
+            content = delta.content
             if content:
                 self.times.append(now)
                 self.texts.append(content)
-            elif delta is not None and (delta.tool_calls or getattr(delta, "refusal", None)):
+            elif delta.tool_calls or delta.refusal:
                 self.times.append(now)
             if choice.finish_reason:
                 self.finish_reasons.append(choice.finish_reason)
@@ -91,6 +92,9 @@ class ChatChunkObserver:
 
     def finish(self) -> None:
         record = self.call.record
+        if self.first is not None:
+            record.response_id = self.first.id
+            record.response_model = self.first.model
         record.output_text = "".join(self.texts)
         record.finish_reasons = tuple(self.finish_reasons)
         read_chat_usage(record, self.usage)

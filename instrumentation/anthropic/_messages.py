@@ -1,0 +1,174 @@
+"""``messages.create`` / ``messages.parse`` / ``messages.stream``: request attributes and response reading.
+
+Anthropic's usage differs from the conventions in one way that matters for cost: its ``input_tokens``
+*excludes* the tokens read from and written to the prompt cache, which it reports beside it. The
+conventions (and our `GenAICall`) count every input token, so the cached parts are added back here;
+``cache_read_tokens`` / ``cache_write_tokens`` keep the parts for pricing.
+
+Request values are read from the method's keyword arguments merged with ``extra_body`` (in SDK 2.x
+``temperature``, ``top_p`` and ``top_k`` are only reachable through it). Iterables that are not lists
+(a generator of messages) are never iterated here: the SDK can only read them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from llm_telemetry import attributes as a
+from llm_telemetry.record import GenAICall
+
+from .._call import CallSpan
+from .._content import messages_from_chat
+from .._telemetry import Telemetry
+from ._events import MessageEventObserver
+
+PROVIDER = "anthropic"
+
+
+def given(value: Any) -> bool:
+    """False for None and the SDK's ``NOT_GIVEN`` / ``omit`` sentinels."""
+    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
+
+
+def field(obj: Any, key: str) -> Any:
+    """``obj[key]`` for a mapping (a decoded body), ``obj.key`` for an SDK model; ``None`` if absent."""
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def read_usage(record: GenAICall, usage: Any) -> None:
+    """Anthropic usage (model or mapping) into ``record``; cache reads/writes are added to input tokens."""
+    if usage is None:
+        return
+    base = integer(field(usage, "input_tokens"))
+    cache_read = integer(field(usage, "cache_read_input_tokens"))
+    cache_write = integer(field(usage, "cache_creation_input_tokens"))
+    if base is not None:
+        record.input_tokens = base + (cache_read or 0) + (cache_write or 0)
+    if cache_read is not None:
+        record.cache_read_tokens = cache_read
+    if cache_write is not None:
+        record.cache_write_tokens = cache_write
+    output = integer(field(usage, "output_tokens"))
+    if output is not None:
+        record.output_tokens = output
+    thinking = integer(field(field(usage, "output_tokens_details"), "thinking_tokens"))
+    if thinking:
+        record.extra["reasoning_tokens"] = thinking
+
+
+def read_message(record: GenAICall, message: Any) -> None:
+    """A complete Message (SDK model or decoded JSON body) into ``record``."""
+    response_id = field(message, "id")
+    if isinstance(response_id, str):
+        record.response_id = response_id
+    model = field(message, "model")
+    if isinstance(model, str):
+        record.response_model = model
+    stop_reason = field(message, "stop_reason")
+    if isinstance(stop_reason, str):
+        record.finish_reasons = (stop_reason,)
+    read_usage(record, field(message, "usage"))
+    texts = [field(block, "text") for block in field(message, "content") or () if field(block, "type") == "text"]
+    texts = [text for text in texts if isinstance(text, str)]
+    if texts:
+        record.output_text = "".join(texts)
+
+
+def _system_text(system: Any) -> str | None:
+    if isinstance(system, str):
+        return system or None
+    if isinstance(system, (list, tuple)):
+        texts = [field(block, "text") for block in system]
+        joined = "\n".join(text for text in texts if isinstance(text, str))
+        return joined or None
+    return None
+
+
+def _provider_and_server(instance: Any) -> tuple[str, str | None, int | None]:
+    """(gen_ai.provider.name, host, port) of the client behind a ``Messages`` resource; never raises."""
+    try:
+        client = instance._client
+    except AttributeError:
+        return PROVIDER, None, None
+    provider = getattr(client, "_gen_ai_provider_name", None)  # "aws.bedrock" for the Bedrock client
+    try:
+        url = client.base_url
+        host = url.host or None
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except Exception:
+        host, port = None, None
+    return (provider if isinstance(provider, str) and provider else PROVIDER), host, port
+
+
+def request_attributes(params: Mapping[str, Any], stream: bool) -> dict[str, AttributeValue]:
+    attrs: dict[str, AttributeValue] = {a.REQUEST_STREAM: stream}
+    max_tokens = integer(params.get("max_tokens"))
+    if max_tokens is not None:
+        attrs[a.REQUEST_MAX_TOKENS] = max_tokens
+    for name, key in ((a.REQUEST_TEMPERATURE, "temperature"), (a.REQUEST_TOP_P, "top_p")):
+        value = number(params.get(key))
+        if value is not None:
+            attrs[name] = value
+    top_k = integer(params.get("top_k"))
+    if top_k is not None:
+        attrs[a.REQUEST_TOP_K] = top_k
+    stops = params.get("stop_sequences")
+    if isinstance(stops, (list, tuple)) and stops and all(isinstance(s, str) for s in stops):
+        attrs[a.REQUEST_STOP_SEQUENCES] = list(stops)
+    return attrs
+
+
+class MessagesOperation:
+    """The `llm_telemetry.instrumentation._wrap.Operation` for Anthropic Messages calls."""
+
+    def __init__(self, stream_types: tuple[type, ...], async_stream_types: tuple[type, ...]) -> None:
+        self.stream_types = stream_types
+        self.async_stream_types = async_stream_types
+
+    def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan:
+        params: Mapping[str, Any] = {k: v for k, v in kwargs.items() if given(v)}
+        extra = params.get("extra_body")
+        if isinstance(extra, Mapping) and extra:
+            params = {**params, **extra}
+        stream = params.get("stream") is True
+        provider, host, port = _provider_and_server(instance)
+        model = params.get("model")
+        record = GenAICall(
+            operation="chat",
+            provider=provider,
+            request_model=model if isinstance(model, str) and model else None,
+            streaming=stream,
+            server_address=host,
+            server_port=port,
+        )
+        messages = params.get("messages")
+        if isinstance(messages, (list, tuple)):
+            _, record.input_messages = messages_from_chat(messages)
+        record.system_instructions = _system_text(params.get("system"))
+        return CallSpan(telemetry, record, request_attributes(params, stream))
+
+    def read_response(self, call: CallSpan, response: Any) -> None:
+        if field(response, "type") == "message" or hasattr(response, "usage"):
+            read_message(call.record, response)
+            return
+        # ``with_raw_response``: the body is already read for a non-streamed call; decode it, never read it.
+        http_response = getattr(response, "http_response", None)
+        if http_response is not None and getattr(http_response, "is_closed", False):
+            if "json" in str(http_response.headers.get("content-type", "")):
+                read_message(call.record, http_response.json())
+
+    def observer(self, call: CallSpan) -> MessageEventObserver:
+        return MessageEventObserver(call.record)

@@ -1,0 +1,195 @@
+"""``llm-telemetry demo``: the whole pipeline on an embedded fake provider, no external service.
+
+It starts the bundled fake provider, instruments the real OpenAI and Anthropic SDKs, runs a short
+scenario modelled on the source story (an invoice-date extraction feature, a streamed chat with a
+stall, an output that leaks PII, a rate-limited call, a model with no price), and prints what would be
+exported: every span with its latency, tokens, cost and safety verdict, then the metrics. With
+``--otlp`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT`` set) the same data also goes to an OTLP endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from llm_telemetry import attributes as a
+from llm_telemetry.attribution import attribute
+from llm_telemetry.config import get_settings
+
+DATE_PROMPT = [
+    {"role": "system", "content": "Extract the invoice date as ISO 8601. Input dates are DD/MM/YYYY."},
+    {"role": "user", "content": "Invoice INV-2291, issued 03/04/2025, due in 30 days."},
+]
+
+
+def _run_scenario(provider: Any) -> None:
+    import anthropic
+    import openai
+
+    from llm_telemetry.fake_provider import Behaviour
+
+    oai = openai.OpenAI(api_key="demo-key", base_url=provider.openai_base_url, max_retries=0)
+    claude = anthropic.Anthropic(api_key="demo-key", base_url=provider.anthropic_base_url, max_retries=0)
+
+    with attribute(user_id="user-17", session_id="sess-1", feature="invoice-dates"):
+        provider.enqueue(Behaviour(text="2025-04-03", input_tokens=58, output_tokens=6))
+        oai.chat.completions.create(model="gpt-4o-mini-2024-07-18", messages=DATE_PROMPT, temperature=0)
+        # The silent model update of the story: same latency, same cost, transposed day and month.
+        provider.enqueue(Behaviour(text="2025-03-04", input_tokens=58, output_tokens=6))
+        oai.chat.completions.create(model="gpt-4o-mini-2024-07-18", messages=DATE_PROMPT, temperature=0)
+
+    with attribute(user_id="user-42", session_id="sess-2", feature="support-chat"):
+        provider.enqueue(
+            Behaviour(
+                chunks=["Sure", ", ", "let ", "me ", "check ", "your ", "order", "."],
+                first_token_delay_s=0.35, inter_token_delay_s=0.03, stalls={5: 0.8},
+            )
+        )
+        stream = oai.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "Where is my order?"}], stream=True,
+            stream_options={"include_usage": True},
+        )
+        for _ in stream:
+            pass
+        provider.enqueue(
+            Behaviour(text="You can reach our billing team at billing.lead@example.com or 555-867-5309.",
+                      first_token_delay_s=0.12, inter_token_delay_s=0.02, input_tokens=900, cache_read_tokens=800)
+        )
+        with claude.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=200, messages=[{"role": "user", "content": "Who handles billing?"}]
+        ) as message_stream:
+            message_stream.get_final_message()
+
+    with attribute(user_id="user-42", feature="batch-summaries"):
+        provider.enqueue(Behaviour(error_status=429, error_message="rate limited"))
+        try:
+            oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Summarise"}])
+        except openai.RateLimitError:
+            pass
+        provider.enqueue(Behaviour(text="A summary.", input_tokens=1200, output_tokens=40))
+        oai.chat.completions.create(model="acme-internal-llm", messages=[{"role": "user", "content": "Summarise"}])
+        oai.embeddings.create(model="text-embedding-3-small", input=["invoice 2291", "invoice 2292"])
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _print_spans(spans: list[ReadableSpan]) -> None:
+    header = (
+        f"{'span':34} {'status':6} {'ttft s':>7} {'tbt p95':>8} {'stalls':>6} {'in/out tok':>11} {'cost USD':>10}  "
+        f"{'safety':18} user/feature"
+    )
+    print(header)
+    print("-" * len(header))
+    for span in spans:
+        attrs = span.attributes or {}
+        if a.OPERATION_NAME not in attrs:
+            continue
+        tokens = f"{attrs.get(a.USAGE_INPUT_TOKENS, '-')}/{attrs.get(a.USAGE_OUTPUT_TOKENS, '-')}"
+        if attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED):
+            tokens += "~"
+        cost = _fmt(attrs.get(a.COST_TOTAL_USD), ".6f")
+        if attrs.get(a.COST_UNKNOWN_MODEL):
+            cost = "unknown"
+        safety = "-"
+        if attrs.get(a.SAFETY_FLAGGED):
+            safety = f"{attrs.get(a.SAFETY_ACTION)}:{','.join(attrs.get(a.SAFETY_CATEGORIES, ()))}"
+        status = "ERROR" if span.status.status_code.name == "ERROR" else "ok"
+        who = f"{attrs.get(a.USER_ID, '-')}/{attrs.get(a.FEATURE, '-')}"
+        print(
+            f"{span.name[:34]:34} {status:6} {_fmt(attrs.get(a.RESPONSE_TIME_TO_FIRST_CHUNK), '7.3f'):>7} "
+            f"{_fmt(attrs.get(a.STREAM_TBT_P95), '8.3f'):>8} {_fmt(attrs.get(a.STREAM_STALL_COUNT), 'd'):>6} "
+            f"{tokens:>11} {cost:>10}  {safety[:18]:18} {who}"
+        )
+        for event in span.events:
+            if event.name in (a.EVENT_STALL, a.EVENT_BUDGET_CROSSED):
+                details = ", ".join(f"{k.rsplit('.', 1)[-1]}={v:.3f}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
+                                    for k, v in (event.attributes or {}).items())
+                print(f"{'':36}event {event.name}: {details}")
+
+
+def _print_metrics(reader: InMemoryMetricReader) -> None:
+    data = reader.get_metrics_data()
+    print("\nmetrics (name: points → value)")
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                points = list(metric.data.data_points)
+                if not points:
+                    continue
+                if hasattr(points[0], "count") and hasattr(points[0], "bucket_counts"):
+                    total = sum(p.count for p in points)
+                    value = f"{total} observations, sum {sum(p.sum for p in points):.4f} {metric.unit}"
+                else:
+                    value = f"{sum(p.value for p in points):.6g} {metric.unit}"
+                print(f"  {metric.name}: {len(points)} series → {value}")
+
+
+def _otlp_processor() -> SpanProcessor | None:
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        return BatchSpanProcessor(OTLPSpanExporter(timeout=get_settings().export.timeout_s))
+    except Exception as exc:  # the demo still runs without OTLP
+        print(f"(OTLP export disabled: {exc})", file=sys.stderr)
+        return None
+
+
+def run(otlp: bool = False) -> int:
+    from llm_telemetry.fake_provider import FakeProvider
+    from llm_telemetry.instrumentation.anthropic import AnthropicInstrumentor
+    from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
+    from llm_telemetry.processors.pipeline import build_pipeline
+
+    settings = get_settings()
+    exporter = InMemorySpanExporter()
+    reader = InMemoryMetricReader()
+    readers: list[MetricReader] = [reader]
+    meter_provider = MeterProvider(metric_readers=readers, resource=Resource.create({"service.name": "llm-telemetry-demo"}))
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "llm-telemetry-demo"}))
+    # One enrichment pipeline, fanned out to the in-memory exporter (printed below) and optionally OTLP.
+    sinks = SynchronousMultiSpanProcessor()
+    sinks.add_span_processor(SimpleSpanProcessor(exporter))
+    if otlp and (processor := _otlp_processor()) is not None:
+        sinks.add_span_processor(processor)
+    tracer_provider.add_span_processor(
+        build_pipeline(sinks, settings, meter_provider=meter_provider, tracer_provider=tracer_provider)
+    )
+    instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        with FakeProvider() as provider:
+            print(f"llm-telemetry demo: fake provider at {provider.base_url}; content capture {settings.content.capture.value}\n")
+            _run_scenario(provider)
+        tracer_provider.force_flush()
+        _print_spans(list(exporter.get_finished_spans()))
+        _print_metrics(reader)
+    finally:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+    print("\nNext: point a real app at a collector with `opentelemetry-instrument python app.py` (see README).")
+    return 0
+
+
+def _main(args: argparse.Namespace) -> int:
+    return run(otlp=args.otlp or bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")))
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("demo", help="run the monitoring pipeline against the bundled fake provider and print what it exports")
+    parser.add_argument("--otlp", action="store_true", help="also export spans over OTLP/gRPC (OTEL_EXPORTER_OTLP_ENDPOINT)")
+    parser.set_defaults(func=_main)
