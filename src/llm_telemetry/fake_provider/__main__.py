@@ -34,10 +34,18 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with FakeProvider(host=args.host, port=args.port, default=default) as provider:
+    provider = FakeProvider(host=args.host, port=args.port, default=default)
+    try:
+        provider.start()
+    except OSError as exc:
+        print(f"fake provider: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
         print(f"READY {provider.base_url}", flush=True)
         while not stop.wait(0.5):
             pass
+    finally:
+        provider.stop()
     return 0
 
 

@@ -161,6 +161,7 @@ class FakeProvider:
 class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 256  # benchmarks open many connections at once; the default backlog of 5 drops SYNs
 
     def __init__(self, address: tuple[str, int], provider: FakeProvider) -> None:
         self.provider = provider
