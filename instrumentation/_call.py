@@ -206,6 +206,9 @@ class CallSpan:
             attrs[a.SERVER_ADDRESS] = record.server_address
         if record.server_port:
             attrs[a.SERVER_PORT] = record.server_port
+        if record.feature:
+            # per-endpoint latency thresholds (a chat endpoint is not a batch job) need the feature
+            attrs[a.FEATURE] = record.feature
         if record.error_type:
             telemetry.duration.record(record.duration_s or 0.0, {**attrs, a.ERROR_TYPE: record.error_type})
         else:
