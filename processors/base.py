@@ -127,11 +127,10 @@ class BackgroundWorker:
         if self._thread is None:
             return True
         done = threading.Event()
-
-        def mark() -> None:
-            done.set()
-
-        if not self.submit(mark):
+        try:
+            # A blocking put: a full queue is a reason to wait here, not a dropped task.
+            self._queue.put(done.set, timeout=timeout_s)
+        except queue.Full:
             return False
         return done.wait(timeout_s)
 

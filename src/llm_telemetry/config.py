@@ -195,7 +195,10 @@ class StreamSettings:
 @dataclass(frozen=True)
 class ExportSettings:
     timeout_s: float = _setting(2.0, _number(minimum=0.05), "Deadline for one OTLP export, retries included.")
-    shutdown_timeout_s: float = _setting(1.0, _number(minimum=0.0), "Time allowed at process exit to flush what is left.")
+    shutdown_timeout_s: float = _setting(
+        0.5, _number(minimum=0.0),
+        "Time allowed at process exit to flush what is left (all signals together); what is not sent by then is dropped.",
+    )
     retry_backoff_s: float = _setting(
         5.0, _number(minimum=0.0),
         "After a failed export, exports are skipped (and counted as dropped) for this long instead of retried.",
@@ -241,6 +244,9 @@ class SafetySettings:
     screen_prompts: bool = _setting(False, _bool, "Screen prompts too (e.g. for prompt-injection markers).")
     block_rate_alert: float = _setting(0.001, _number(minimum=0, maximum=1), "Hard-block rate above which the safety report alerts.")
     max_mem_mb: int = _setting(64, _integer(8), "Memory for the RE2 pattern-set DFA (re2 reports no match when it runs out).")
+    refusal_message: str = _setting(
+        "This content is not available.", _text, "What `llm_telemetry.guard` suggests serving instead of a blocked output.",
+    )
 
 
 @dataclass(frozen=True)
@@ -250,6 +256,9 @@ class JudgeSettings:
     model: str = _setting("gpt-4o-mini", _text, "Model the default judge asks.")
     base_url: str = _setting("", _text, "Base URL for the default judge's OpenAI client (empty: the SDK's default).")
     prompt_file: Path | None = _setting(None, _optional_path, "Prompt template for the default judge.")
+    timeout_s: float = _setting(
+        20.0, _number(minimum=0.1), "Deadline for one call of the default judge (it runs on the background worker).",
+    )
 
 
 @dataclass(frozen=True)

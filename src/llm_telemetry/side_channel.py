@@ -40,6 +40,14 @@ class SideChannel:
                 self._records.popitem(last=False)
                 self.dropped += 1
 
+    def resize(self, capacity: int) -> None:
+        """Change the bound (``pipeline.side_channel_capacity``); evicts and counts the oldest if needed."""
+        with self._lock:
+            self._capacity = capacity
+            while len(self._records) > capacity:
+                self._records.popitem(last=False)
+                self.dropped += 1
+
     def take(self, key: SpanKey) -> GenAICall | None:
         """Remove and return the record for ``key``, or ``None`` if none was published."""
         with self._lock:

@@ -1,0 +1,186 @@
+"""The span pipeline's metric instruments: drop accounting, and pre-aggregated cost and token counters.
+
+Why pre-aggregate: a synchronous ``Counter.add`` in the OpenTelemetry Python SDK costs ~10-15 µs (it
+hashes the attribute set and runs exemplar sampling on every call), and the cost enricher would need
+three per span — more than the whole per-span budget of the pipeline. Instead each span adds into a
+small in-process table (one dict lookup under a lock) and *observable* counters report the running
+totals when a reader collects. The exported data is the same monotonic sum a ``Counter`` would give.
+
+Cardinality: one series per distinct (request model, response model, provider, user, feature). Past
+``max_series`` new combinations go to one overflow series marked ``otel.metric.overflow=true`` (as
+the SDK's own cardinality limit does), so totals stay right and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol, runtime_checkable
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.util.types import AttributeValue
+
+from llm_telemetry import attributes as a
+
+# Values of the llm_telemetry.dropped.reason attribute.
+DROP_WORKER_QUEUE_FULL = "worker_queue_full"
+DROP_WORKER_TASK_FAILED = "worker_task_failed"
+DROP_SIDE_CHANNEL_OVERFLOW = "side_channel_overflow"
+DROP_ENRICHER_ERROR = "enricher_error"
+DROP_PIPELINE_ERROR = "pipeline_error"
+DROP_CONTENT_STRIPPED = "content_stripped"
+"""Content attributes removed from a span because content capture is off (counted per attribute)."""
+DROP_BUDGET_USER_EVICTED = "budget_user_evicted"
+
+OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
+DEFAULT_MAX_SERIES = 2000
+"""Same as the OpenTelemetry SDK's default cardinality limit per metric stream."""
+
+Attributes = dict[str, AttributeValue]
+UsageKey = tuple[str | None, str | None, str | None, str | None, str | None]
+"""(request model, response model, provider, user id, feature)."""
+_USAGE_NAMES = (a.REQUEST_MODEL, a.RESPONSE_MODEL, a.PROVIDER_NAME, a.USER_ID, a.FEATURE)
+_OVERFLOW_KEY: UsageKey = ("\0overflow", None, None, None, None)
+
+
+@runtime_checkable
+class DropReporter(Protocol):
+    """Anything (an enricher, an exporter) that counts what it dropped, by reason; read at collection time."""
+
+    def dropped_counts(self) -> Mapping[str, int]: ...
+
+
+class DropCounter:
+    """One observable counter, ``llm_telemetry.dropped`` by ``llm_telemetry.dropped.reason``, over many sources.
+
+    Sources are callables returning cumulative counts by reason; the same reason from several sources
+    is summed. Reading counters that already exist (``BackgroundWorker.dropped``,
+    ``SideChannel.dropped``) costs nothing on the hot path.
+    """
+
+    def __init__(self, meter: Meter | None = None) -> None:
+        self._sources: list[Callable[[], Mapping[str, int]]] = []
+        self._reason_attributes: dict[str, Attributes] = {}
+        if meter is not None:
+            meter.create_observable_counter(
+                a.METRIC_DROPPED,
+                callbacks=[self._observe],
+                unit="{item}",
+                description="Items llm-telemetry dropped (full queues, evictions, failures, stripped content), by reason.",
+            )
+
+    def add_source(self, source: Callable[[], Mapping[str, int]]) -> None:
+        self._sources.append(source)
+
+    def counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for source in self._sources:
+            for reason, count in source().items():
+                totals[reason] = totals.get(reason, 0) + count
+        return totals
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for reason, count in self.counts().items():
+            attrs = self._reason_attributes.get(reason)
+            if attrs is None:
+                attrs = self._reason_attributes[reason] = {a.DROPPED_REASON: reason}
+            out.append(Observation(count, attrs))
+        return out
+
+
+class _Series:
+    __slots__ = ("attributes", "cost", "input_attributes", "input_tokens", "output_attributes", "output_tokens")
+
+    def __init__(self, attributes: Attributes) -> None:
+        self.attributes = attributes
+        self.input_attributes = {**attributes, a.TOKEN_TYPE: "input"}
+        self.output_attributes = {**attributes, a.TOKEN_TYPE: "output"}
+        self.cost: float | None = None  # None until a priced call: an unpriced model must not read as $0
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+
+class UsageMetrics:
+    """Running cost (``llm_telemetry.cost``, USD) and token (``llm_telemetry.tokens``) totals by usage key."""
+
+    def __init__(self, meter: Meter | None = None, max_series: int = DEFAULT_MAX_SERIES) -> None:
+        self._series: dict[UsageKey, _Series] = {}
+        self._unknown: dict[UsageKey, list[int | Attributes]] = {}
+        self._max_series = max_series
+        self._lock = threading.Lock()
+        if meter is not None:
+            meter.create_observable_counter(
+                a.METRIC_COST, callbacks=[self._observe_cost], unit="USD",
+                description="Estimated spend on GenAI calls, from token usage and the pricing table.",
+            )
+            meter.create_observable_counter(
+                a.METRIC_TOKENS, callbacks=[self._observe_tokens], unit="{token}",
+                description="Tokens used by GenAI calls, by gen_ai.token.type (input includes cached input).",
+            )
+            meter.create_observable_counter(
+                a.METRIC_UNKNOWN_MODEL, callbacks=[self._observe_unknown], unit="{call}",
+                description="GenAI calls whose model is not in the pricing table (their cost is not estimated).",
+            )
+
+    def record(self, key: UsageKey, cost: float | None, input_tokens: int, output_tokens: int) -> None:
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                series = self._new_series(key)
+            if cost is not None:
+                series.cost = cost if series.cost is None else series.cost + cost
+            series.input_tokens += input_tokens
+            series.output_tokens += output_tokens
+
+    def record_unknown_model(self, key: UsageKey) -> None:
+        with self._lock:
+            entry = self._unknown.get(key)
+            if entry is None:
+                if len(self._unknown) >= self._max_series:
+                    key = _OVERFLOW_KEY
+                    entry = self._unknown.get(key)
+                if entry is None:
+                    entry = self._unknown[key] = [0, _attributes(key)]
+            entry[0] += 1  # type: ignore[operator]
+
+    def _new_series(self, key: UsageKey) -> _Series:
+        if len(self._series) >= self._max_series:
+            key = _OVERFLOW_KEY
+            series = self._series.get(key)
+            if series is not None:
+                return series
+        series = self._series[key] = _Series(_attributes(key))
+        return series
+
+    def totals(self) -> dict[str, float]:
+        """Process-lifetime totals (``cost_usd``, ``input_tokens``, ``output_tokens``, ``unknown_model_calls``)."""
+        with self._lock:
+            return {
+                "cost_usd": sum(s.cost or 0.0 for s in self._series.values()),
+                "input_tokens": sum(s.input_tokens for s in self._series.values()),
+                "output_tokens": sum(s.output_tokens for s in self._series.values()),
+                "unknown_model_calls": sum(int(entry[0]) for entry in self._unknown.values()),  # type: ignore[call-overload]
+            }
+
+    def _observe_cost(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            return [Observation(s.cost, s.attributes) for s in self._series.values() if s.cost is not None]
+
+    def _observe_tokens(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            out = []
+            for s in self._series.values():
+                out.append(Observation(s.input_tokens, s.input_attributes))
+                out.append(Observation(s.output_tokens, s.output_attributes))
+            return out
+
+    def _observe_unknown(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            return [Observation(entry[0], entry[1]) for entry in self._unknown.values()]  # type: ignore[arg-type]
+
+
+def _attributes(key: UsageKey) -> Attributes:
+    if key is _OVERFLOW_KEY:
+        return {OVERFLOW_ATTRIBUTE: True}
+    return {name: value for name, value in zip(_USAGE_NAMES, key, strict=True) if value is not None}

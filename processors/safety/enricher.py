@@ -1,0 +1,127 @@
+"""The safety enricher: screens every GenAI output (and optionally prompt), samples outputs for the judge.
+
+Inline (on the thread that ended the span) it only runs the compiled RE2 screen and counts; writing
+to the review queue and calling the judge are submitted to the `BackgroundWorker`. The matched text
+goes on the span (``llm_telemetry.safety.matches``) only when content capture is on; the span never
+carries it otherwise, whatever matched. It never changes what the SDK returned: apps that want to
+refuse an output call `llm_telemetry.guard` themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from llm_telemetry.processors.base import BackgroundWorker, EnricherContext, Enrichment
+from llm_telemetry.processors.safety.judge import JudgeRunner, in_judge, load_judge, sampled
+from llm_telemetry.processors.safety.report import SafetyStats, new_current_stats, register_metrics
+from llm_telemetry.processors.safety.review_queue import NewReviewItem, ReviewQueue
+from llm_telemetry.processors.safety.screen import CLEAN, Screen, ScreenResult, screen_for
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.util.types import AttributeValue
+
+from llm_telemetry import attributes as a
+from llm_telemetry.record import GenAICall
+
+logger = logging.getLogger(__name__)
+
+
+class SafetyEnricher:
+    """Adds ``llm_telemetry.safety.*`` to GenAI spans; feeds the safety metrics, review queue and judge."""
+
+    name = "safety"
+
+    def __init__(
+        self,
+        screen: Screen | None,
+        worker: BackgroundWorker,
+        *,
+        stats: SafetyStats | None = None,
+        queue: ReviewQueue | None = None,
+        judge: JudgeRunner | None = None,
+        judge_sample_rate: float = 0.0,
+        screen_prompts: bool = False,
+        capture_content: bool = False,
+    ) -> None:
+        self._screen = screen
+        self._worker = worker
+        self._stats = SafetyStats() if stats is None else stats
+        self._queue = queue
+        self._judge = judge if judge_sample_rate > 0 else None
+        self._judge_rate = judge_sample_rate
+        self._screen_prompts = screen_prompts
+        self._capture = capture_content
+
+    @classmethod
+    def from_context(cls, context: EnricherContext) -> SafetyEnricher:
+        """Build from settings; a bad pattern file or judge callable raises `ConfigError` at start-up."""
+        settings = context.settings
+        capture = settings.content.capture.enabled
+        screen = screen_for(settings.safety) if settings.safety.enabled else None
+        queue = ReviewQueue(settings.review.db_path)
+        judge_fn = load_judge(settings.judge)
+        stats = new_current_stats()
+        runner = None
+        if judge_fn is not None:
+            provider = context.tracer_provider or trace.get_tracer_provider()
+            tracer = provider.get_tracer("llm_telemetry.processors.safety")
+            runner = JudgeRunner(judge_fn, tracer, stats, queue, capture_content=capture)
+        register_metrics(context.meter, stats, queue)
+        return cls(
+            screen, context.worker, stats=stats, queue=queue, judge=runner,
+            judge_sample_rate=settings.judge.sample_rate, screen_prompts=settings.safety.screen_prompts,
+            capture_content=capture,
+        )
+
+    def enrich(self, call: GenAICall, span: ReadableSpan, enrichments: Enrichment) -> Enrichment | None:
+        output = call.output_text
+        if output is None or in_judge():  # nothing to screen (embeddings, errors), or the judge's own call
+            return None
+        attributes: dict[str, AttributeValue]
+        result = CLEAN
+        if self._screen is None:
+            attributes = {}
+        else:
+            result = self._screen.scan(output, with_matches=self._capture)
+            if self._screen_prompts:
+                prompt = call.prompt_text
+                if prompt:
+                    result = result.merge(self._screen.scan(prompt, with_matches=self._capture))
+            self._stats.record_screen(result)
+            if result is CLEAN:
+                attributes = {a.SAFETY_FLAGGED: False, a.SAFETY_ACTION: "none"}
+            else:
+                attributes = self._attributes(result)
+                if result.flagged:
+                    self._queue_for_review(call, span, result, output)
+        if self._judge is not None and result.action != "block":
+            context = span.context
+            if context is not None and sampled(context.trace_id, self._judge_rate):
+                attributes[a.SAFETY_JUDGE_SAMPLED] = True
+                self._worker.submit(partial(self._judge.run, context, call.model, call.response_id, call.prompt_text, output))
+        return Enrichment(attributes=attributes) if attributes else None
+
+    def _attributes(self, result: ScreenResult) -> dict[str, AttributeValue]:
+        attributes: dict[str, AttributeValue] = {a.SAFETY_FLAGGED: result.flagged, a.SAFETY_ACTION: result.action}
+        if result.flagged:
+            attributes[a.SAFETY_CATEGORIES] = result.categories
+            attributes[a.SAFETY_PATTERN_IDS] = result.pattern_ids
+            if self._capture and result.matches:
+                attributes[a.SAFETY_MATCHES] = result.matches
+        if result.error is not None:
+            attributes[a.SAFETY_ERROR] = result.error
+        return attributes
+
+    def _queue_for_review(self, call: GenAICall, span: ReadableSpan, result: ScreenResult, output: str) -> None:
+        if self._queue is None:
+            return
+        context = span.context
+        item = NewReviewItem(
+            trace_id=format(context.trace_id, "032x") if context else None,
+            span_id=format(context.span_id, "016x") if context else None,
+            model=call.model, source="screen", action=result.action, categories=result.categories,
+            pattern_ids=result.pattern_ids,
+            prompt=call.prompt_text if self._capture else None, output=output if self._capture else None,
+        )
+        self._worker.submit(partial(self._queue.add, item))
