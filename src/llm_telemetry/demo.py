@@ -120,19 +120,20 @@ def _print_spans(spans: list[ReadableSpan]) -> None:
 
 def _print_metrics(reader: InMemoryMetricReader) -> None:
     data = reader.get_metrics_data()
-    print("\nmetrics (name: points → value)")
+    merged: dict[str, tuple[str, list[Any]]] = {}  # one line per metric name, all instrumentation scopes together
     for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
-                points = list(metric.data.data_points)
-                if not points:
-                    continue
-                if hasattr(points[0], "count") and hasattr(points[0], "bucket_counts"):
-                    total = sum(p.count for p in points)
-                    value = f"{total} observations, sum {sum(p.sum for p in points):.4f} {metric.unit}"
-                else:
-                    value = f"{sum(p.value for p in points):.6g} {metric.unit}"
-                print(f"  {metric.name}: {len(points)} series → {value}")
+                merged.setdefault(metric.name, (metric.unit or "", []))[1].extend(metric.data.data_points)
+    print("\nmetrics (name: series → value)")
+    for name, (unit, points) in merged.items():
+        if not points:
+            continue
+        if hasattr(points[0], "bucket_counts"):
+            value = f"{sum(p.count for p in points)} observations, sum {sum(p.sum for p in points):.4f} {unit}"
+        else:
+            value = f"{sum(p.value for p in points):.6g} {unit}"
+        print(f"  {name}: {len(points)} series → {value}")
 
 
 def _otlp_processor() -> SpanProcessor | None:
