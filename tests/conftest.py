@@ -16,7 +16,7 @@ from llm_telemetry.config import load_settings, set_settings
 from llm_telemetry.fake_provider import FakeProvider
 
 # Fixture modules of each test area (plain modules in tests/, registered here once).
-pytest_plugins = ["_openai_helpers"]
+pytest_plugins = ["_openai_helpers", "_anthropic_helpers"]
 
 
 @dataclass
