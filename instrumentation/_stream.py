@@ -25,7 +25,11 @@ logger = logging.getLogger(__name__)
 
 
 class ChunkObserver(Protocol):
-    """SDK-specific reading of stream items. ``times`` holds the perf_counter of each content chunk."""
+    """SDK-specific reading of stream items. ``times`` holds the perf_counter of each content chunk.
+
+    Optional: an ``incomplete_error`` attribute (an exception or ``None``), read when the SDK iterated the
+    stream to its end, says the stream still failed (e.g. the server ended it before its end event).
+    """
 
     times: list[float]
 
@@ -41,6 +45,10 @@ def _end(call: CallSpan, observer: ChunkObserver, error: BaseException | None, r
         return
     try:
         observer.finish()
+        if error is None and reason == "completed":
+            incomplete = getattr(observer, "incomplete_error", None)
+            if incomplete is not None:  # the app saw a normal end, but the call was cut short
+                error, reason = incomplete, "error"
     except Exception:
         logger.debug("llm-telemetry: could not summarise a stream", exc_info=True)
     call.end(error, chunk_times=observer.times, end_reason=reason)

@@ -14,6 +14,8 @@ from typing import Any
 
 from llm_telemetry.record import GenAICall
 
+from ._usage import read_usage
+
 _CONTENT_DELTAS = frozenset({"input_json_delta", "thinking_delta"})
 _INPUT_USAGE = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -70,8 +72,6 @@ class MessageEventObserver:
             self._stopped = True
 
     def finish(self) -> None:
-        from ._messages import read_usage  # _messages imports this module
-
         record = self._record
         if self._response_id:
             record.response_id = self._response_id

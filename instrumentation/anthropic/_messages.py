@@ -1,10 +1,5 @@
 """``messages.create`` / ``messages.parse`` / ``messages.stream``: request attributes and response reading.
 
-Anthropic's usage differs from the conventions in one way that matters for cost: its ``input_tokens``
-*excludes* the tokens read from and written to the prompt cache, which it reports beside it. The
-conventions (and our `GenAICall`) count every input token, so the cached parts are added back here;
-``cache_read_tokens`` / ``cache_write_tokens`` keep the parts for pricing.
-
 Request values are read from the method's keyword arguments merged with ``extra_body`` (in SDK 2.x
 ``temperature``, ``top_p`` and ``top_k`` are only reachable through it). Iterables that are not lists
 (a generator of messages) are never iterated here: the SDK can only read them once.
@@ -24,6 +19,8 @@ from .._call import CallSpan
 from .._content import messages_from_chat
 from .._telemetry import Telemetry
 from ._events import MessageEventObserver
+from ._native import offer
+from ._usage import field, integer, read_usage
 
 PROVIDER = "anthropic"
 
@@ -33,40 +30,8 @@ def given(value: Any) -> bool:
     return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
 
 
-def field(obj: Any, key: str) -> Any:
-    """``obj[key]`` for a mapping (a decoded body), ``obj.key`` for an SDK model; ``None`` if absent."""
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
-
-
-def integer(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def read_usage(record: GenAICall, usage: Any) -> None:
-    """Anthropic usage (model or mapping) into ``record``; cache reads/writes are added to input tokens."""
-    if usage is None:
-        return
-    base = integer(field(usage, "input_tokens"))
-    cache_read = integer(field(usage, "cache_read_input_tokens"))
-    cache_write = integer(field(usage, "cache_creation_input_tokens"))
-    if base is not None:
-        record.input_tokens = base + (cache_read or 0) + (cache_write or 0)
-    if cache_read is not None:
-        record.cache_read_tokens = cache_read
-    if cache_write is not None:
-        record.cache_write_tokens = cache_write
-    output = integer(field(usage, "output_tokens"))
-    if output is not None:
-        record.output_tokens = output
-    thinking = integer(field(field(usage, "output_tokens_details"), "thinking_tokens"))
-    if thinking:
-        record.extra["reasoning_tokens"] = thinking
 
 
 def read_message(record: GenAICall, message: Any) -> None:
@@ -158,7 +123,10 @@ class MessagesOperation:
         if isinstance(messages, (list, tuple)):
             _, record.input_messages = messages_from_chat(messages)
         record.system_instructions = _system_text(params.get("system"))
-        return CallSpan(telemetry, record, request_attributes(params, stream))
+        attrs = request_attributes(params, stream)
+        call = CallSpan(telemetry, record, attrs)
+        offer(call.span, attrs.keys())  # CallSpan added its start attributes to ``attrs``
+        return call
 
     def read_response(self, call: CallSpan, response: Any) -> None:
         if field(response, "type") == "message" or hasattr(response, "usage"):
@@ -166,9 +134,12 @@ class MessagesOperation:
             return
         # ``with_raw_response``: the body is already read for a non-streamed call; decode it, never read it.
         http_response = getattr(response, "http_response", None)
-        if http_response is not None and getattr(http_response, "is_closed", False):
-            if "json" in str(http_response.headers.get("content-type", "")):
-                read_message(call.record, http_response.json())
+        if (
+            http_response is not None
+            and getattr(http_response, "is_closed", False)
+            and "json" in str(http_response.headers.get("content-type", ""))
+        ):
+            read_message(call.record, http_response.json())
 
     def observer(self, call: CallSpan) -> MessageEventObserver:
         return MessageEventObserver(call.record)
