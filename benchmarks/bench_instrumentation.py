@@ -18,12 +18,13 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 
 import openai
-from _common import NullSpanExporter, cpu_seconds, median, provider_process, row
-from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
+from _common import NullSpanExporter, cpu_seconds, load_average, median, provider_process, reference_us, row, summary_line
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
 
 MESSAGES = [{"role": "user", "content": "Extract the invoice date from: issued 03/04/2025."}]
 
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--chunks", type=int, default=400)
     args = parser.parse_args()
+    load_before, reference = load_average(), reference_us()
 
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(NullSpanExporter()))
@@ -78,6 +80,7 @@ def main() -> None:
                 results[f"chunk_{mode}"].append((long - short) / args.chunks * 1e6)
         tracer_provider.shutdown()
 
+    load_after = load_average()
     call_bare, call_ours = median(results["call_bare"]), median(results["call_ours"])
     chunk_bare, chunk_ours = median(results["chunk_bare"]), median(results["chunk_ours"])
     print(f"OpenAI SDK against the fake provider in its own process; median of {args.rounds} interleaved rounds")
@@ -89,6 +92,12 @@ def main() -> None:
     print(row("uninstrumented SDK chunk", chunk_bare))
     print(row("instrumented", chunk_ours, chunk_bare))
     print(row("added per chunk", chunk_ours - chunk_bare))
+    print(f"load average before: {load_before}, after: {load_after}; reference sum(range(1000)) = {reference:.1f} µs CPU")
+    print(summary_line("instrumentation", {
+        "rounds": args.rounds, "call_bare_us": round(call_bare, 2), "call_ours_us": round(call_ours, 2),
+        "call_ratio": round(call_ours / call_bare, 3), "chunk_bare_us": round(chunk_bare, 2), "chunk_ours_us": round(chunk_ours, 2),
+        "chunk_ratio": round(chunk_ours / chunk_bare, 3), "load_average_after": load_after, "reference_us": round(reference, 2),
+    }))
 
 
 if __name__ == "__main__":

@@ -12,19 +12,22 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from llm_telemetry.processors.base import BackgroundWorker, EnricherContext, Enrichment
-from llm_telemetry.processors.safety.judge import JudgeRunner, in_judge, load_judge, sampled
-from llm_telemetry.processors.safety.report import SafetyStats, new_current_stats, register_metrics
-from llm_telemetry.processors.safety.review_queue import NewReviewItem, ReviewQueue
-from llm_telemetry.processors.safety.screen import CLEAN, Screen, ScreenResult, screen_for
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from llm_telemetry import attributes as a
+from llm_telemetry.processors.base import BackgroundWorker, EnricherContext, Enrichment
+from llm_telemetry.processors.safety.judge import JudgeRunner, in_judge, load_judge, sampled
+from llm_telemetry.processors.safety.report import SafetyStats, new_current_stats, register_metrics
+from llm_telemetry.processors.safety.review_queue import NewReviewItem, ReviewQueue, ReviewWriter
+from llm_telemetry.processors.safety.screen import CLEAN, Screen, ScreenResult, screen_for
 from llm_telemetry.record import GenAICall
 
 logger = logging.getLogger(__name__)
+
+DROP_REVIEW_ITEM = "safety_review_item"
+"""``llm_telemetry.dropped.reason`` of review items lost to a full buffer, a full worker queue or a failed write."""
 
 
 class SafetyEnricher:
@@ -47,7 +50,7 @@ class SafetyEnricher:
         self._screen = screen
         self._worker = worker
         self._stats = SafetyStats() if stats is None else stats
-        self._queue = queue
+        self._review = ReviewWriter(queue, worker.submit) if queue is not None else None
         self._judge = judge if judge_sample_rate > 0 else None
         self._judge_rate = judge_sample_rate
         self._screen_prompts = screen_prompts
@@ -113,8 +116,12 @@ class SafetyEnricher:
             attributes[a.SAFETY_ERROR] = result.error
         return attributes
 
+    def dropped_counts(self) -> dict[str, int]:
+        """Review items that could not be queued or written (read by the pipeline's drop metric)."""
+        return {DROP_REVIEW_ITEM: self._review.dropped} if self._review is not None and self._review.dropped else {}
+
     def _queue_for_review(self, call: GenAICall, span: ReadableSpan, result: ScreenResult, output: str) -> None:
-        if self._queue is None:
+        if self._review is None:
             return
         context = span.context
         item = NewReviewItem(
@@ -124,4 +131,4 @@ class SafetyEnricher:
             pattern_ids=result.pattern_ids,
             prompt=call.prompt_text if self._capture else None, output=output if self._capture else None,
         )
-        self._worker.submit(partial(self._queue.add, item))
+        self._review.add(item)

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llm_telemetry.processors.safety.screen import screen_for
-
 from llm_telemetry.config import get_settings
+from llm_telemetry.processors.safety.screen import screen_for
 
 
 @dataclass(frozen=True, slots=True)

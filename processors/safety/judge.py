@@ -18,8 +18,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llm_telemetry.processors.safety.report import SafetyStats, normalize_category
-from llm_telemetry.processors.safety.review_queue import NewReviewItem, ReviewQueue
 from opentelemetry import context, trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
@@ -27,6 +25,8 @@ from opentelemetry.util.types import AttributeValue
 from llm_telemetry import attributes as a
 from llm_telemetry.attribution import attribute
 from llm_telemetry.config import ConfigError, JudgeSettings, env_var
+from llm_telemetry.processors.safety.report import SafetyStats, normalize_category
+from llm_telemetry.processors.safety.review_queue import NewReviewItem, ReviewQueue
 
 logger = logging.getLogger(__name__)
 

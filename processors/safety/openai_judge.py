@@ -20,9 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llm_telemetry.processors.safety.judge import JudgeVerdict
-
 from llm_telemetry.config import ConfigError, JudgeSettings, env_var
+from llm_telemetry.processors.safety.judge import JudgeVerdict
 
 DEFAULT_PROMPT_FILE = "judge_prompt.txt"
 MAX_JUDGED_CHARS = 8000

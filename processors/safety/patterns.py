@@ -27,9 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llm_telemetry.processors.safety.validators import VALIDATORS
-
 from llm_telemetry.config import ConfigError, SafetySettings, env_var
+from llm_telemetry.processors.safety.validators import VALIDATORS
 
 ACTIONS = ("flag", "block")
 ACTION_RANK: Mapping[str, int] = {"none": 0, "flag": 1, "block": 2}

@@ -18,13 +18,13 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from llm_telemetry.processors.safety.review_queue import ReviewQueue
-from llm_telemetry.processors.safety.screen import CLEAN, ScreenResult
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 from llm_telemetry import attributes as a
 from llm_telemetry.config import Settings, get_settings
+from llm_telemetry.processors.safety.review_queue import ReviewQueue
+from llm_telemetry.processors.safety.screen import CLEAN, ScreenResult
 
 _CATEGORY = re.compile(r"[a-z0-9_]{1,40}")
 OTHER_CATEGORY = "other"

@@ -13,9 +13,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from llm_telemetry.processors.safety.review_queue import AlreadyResolvedError, ReviewItem, ReviewQueue, UnknownReviewItemError
-
 from llm_telemetry.config import get_settings
+from llm_telemetry.processors.safety.review_queue import AlreadyResolvedError, ReviewItem, ReviewQueue, UnknownReviewItemError
 
 EXIT_ERROR = 2
 

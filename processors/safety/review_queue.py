@@ -3,7 +3,8 @@
 Why SQLite: it is in the standard library, a single file a reviewer can copy, and with WAL journaling
 the instrumented app (writing, from the background worker) and ``llm-telemetry review`` (reading and
 resolving, from another process) do not block each other. The file and its parent directories are
-created on the first write, so an app that never flags anything leaves nothing behind.
+created on the first write, so an app that never flags anything leaves nothing behind. The enricher
+queues items through `ReviewWriter`, which writes them in batches on the background worker.
 
 Content (prompt and output) is stored only when content capture is on; otherwise those columns are
 NULL and a reviewer follows the trace id to whatever the app itself logged.
@@ -15,8 +16,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,10 @@ CREATE TABLE IF NOT EXISTS review_items (
 );
 CREATE INDEX IF NOT EXISTS review_items_status ON review_items (status);
 """
+_INSERT = (
+    "INSERT INTO review_items (created_at, trace_id, span_id, model, source, action, categories, pattern_ids,"
+    " score, explanation, prompt, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _COLUMNS = (
     "id", "created_at", "trace_id", "span_id", "model", "source", "action", "categories", "pattern_ids",
     "score", "explanation", "status", "resolution", "resolved_at", "prompt", "output",
@@ -74,6 +79,8 @@ class NewReviewItem:
     explanation: str | None = None
     prompt: str | None = None
     output: str | None = None
+    flagged_at: float = field(default_factory=time.time)
+    """When it was flagged (stored as ``created_at``); writes happen later, in batches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +108,8 @@ class ReviewItem:
         return {name: list(v) if isinstance(v := getattr(self, name), tuple) else v for name in _COLUMNS}
 
 
-def _now() -> str:
-    return datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds")
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
 class ReviewQueue:
@@ -119,29 +126,42 @@ class ReviewQueue:
                 return None
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            except sqlite3.Error:  # e.g. the file is not a database
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
     def add(self, item: NewReviewItem) -> int:
         """Append an open item; returns its id."""
-        if item.source not in SOURCES:
-            raise ValueError(f"review item source must be one of {SOURCES}, got {item.source!r}")
+        return self.add_many([item])[0]
+
+    def add_many(self, items: Sequence[NewReviewItem]) -> list[int]:
+        """Append open items in one transaction; returns their ids."""
+        rows = []
+        for item in items:
+            if item.source not in SOURCES:
+                raise ValueError(f"review item source must be one of {SOURCES}, got {item.source!r}")
+            rows.append((
+                _iso(item.flagged_at), item.trace_id, item.span_id, item.model, item.source, item.action,
+                json.dumps(list(item.categories)), json.dumps(list(item.pattern_ids)),
+                item.score, item.explanation, item.prompt, item.output,
+            ))
         with self._lock:
             conn = self._connect(create=True)
             assert conn is not None
-            cursor = conn.execute(
-                "INSERT INTO review_items (created_at, trace_id, span_id, model, source, action, categories, pattern_ids,"
-                " score, explanation, prompt, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _now(), item.trace_id, item.span_id, item.model, item.source, item.action,
-                    json.dumps(list(item.categories)), json.dumps(list(item.pattern_ids)),
-                    item.score, item.explanation, item.prompt, item.output,
-                ),
-            )
-            return int(cursor.lastrowid or 0)
+            conn.execute("BEGIN")
+            try:
+                ids = [int(conn.execute(_INSERT, row).lastrowid or 0) for row in rows]
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return ids
 
     def list(self, status: str = "open", limit: int | None = None) -> list[ReviewItem]:
         """Items with ``status`` (``open``, ``resolved`` or ``all``), oldest first."""
@@ -181,7 +201,7 @@ class ReviewQueue:
             if conn is not None:
                 updated = conn.execute(
                     "UPDATE review_items SET status = 'resolved', resolution = ?, resolved_at = ? WHERE id = ? AND status = 'open'",
-                    (resolution.strip(), _now(), item_id),
+                    (resolution.strip(), _iso(time.time()), item_id),
                 ).rowcount
         item = self.get(item_id)  # raises UnknownReviewItemError
         if not updated:
@@ -208,3 +228,46 @@ def _item(row: Sequence[Any]) -> ReviewItem:
     values["categories"] = tuple(json.loads(values["categories"] or "[]"))
     values["pattern_ids"] = tuple(json.loads(values["pattern_ids"] or "[]"))
     return ReviewItem(**values)
+
+
+class ReviewWriter:
+    """Hands review items from the application thread to the background worker, in batches.
+
+    Why batch: an app whose outputs often match (say every answer quotes the support e-mail address)
+    would otherwise cost one worker wake-up and one SQLite transaction per span. Items wait in a bounded
+    list; the first one schedules a write, which takes everything pending. Items that cannot be queued
+    (list full, worker queue full) or written are counted in `dropped`, never silently lost.
+    """
+
+    def __init__(self, queue: ReviewQueue, submit: Callable[[Callable[[], None]], bool], max_pending: int = 10_000) -> None:
+        self.queue = queue
+        self._submit = submit
+        self._max_pending = max_pending
+        self._pending: list[NewReviewItem] = []
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def add(self, item: NewReviewItem) -> None:
+        with self._lock:
+            if len(self._pending) >= self._max_pending:
+                self.dropped += 1
+                return
+            self._pending.append(item)
+            if len(self._pending) > 1:
+                return  # a write is already scheduled and will take this item too
+        if not self._submit(self._write):
+            with self._lock:
+                self.dropped += len(self._pending)
+                self._pending.clear()
+
+    def _write(self) -> None:
+        with self._lock:
+            items, self._pending = self._pending, []
+        if not items:
+            return
+        try:
+            self.queue.add_many(items)
+        except Exception:
+            with self._lock:
+                self.dropped += len(items)
+            raise  # the worker logs and counts the failed task

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import re2
-from llm_telemetry.processors.safety.patterns import ACTION_RANK, Pattern, resolve_patterns
-from llm_telemetry.processors.safety.validators import VALIDATORS, Validator
 
 from llm_telemetry.config import ConfigError, SafetySettings, env_var
+from llm_telemetry.processors.safety.patterns import ACTION_RANK, Pattern, resolve_patterns
+from llm_telemetry.processors.safety.validators import VALIDATORS, Validator
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,11 @@ class Screen:
 
     def scan(self, text: str, *, with_matches: bool = False) -> ScreenResult:
         """Screen ``text``. ``with_matches`` also reports the matched text (only when content capture is on)."""
-        hits = self._set.Match(text)
+        try:
+            hits = self._set.Match(text)
+        except UnicodeEncodeError:  # lone surrogates (e.g. from a JSON "\ud800" escape) have no UTF-8 form
+            text = text.encode("utf-8", "replace").decode("utf-8")
+            hits = self._set.Match(text)
         if hits is not None and len(hits) == 1:  # only the sentinel: the clean path
             return CLEAN
         return self._classify(text, hits, with_matches)

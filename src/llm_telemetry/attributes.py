@@ -160,6 +160,8 @@ OwnAttribute = Literal[
     "llm_telemetry.safety.judge.sampled",
     "llm_telemetry.safety.judge.flagged",
     "llm_telemetry.safety.judge.category",
+    "llm_telemetry.safety.category",
+    "llm_telemetry.safety.error",
     # drop accounting
     "llm_telemetry.dropped.reason",
 ]
@@ -202,6 +204,10 @@ SAFETY_MATCHES: Final = "llm_telemetry.safety.matches"
 SAFETY_JUDGE_SAMPLED: Final = "llm_telemetry.safety.judge.sampled"
 SAFETY_JUDGE_FLAGGED: Final = "llm_telemetry.safety.judge.flagged"
 SAFETY_JUDGE_CATEGORY: Final = "llm_telemetry.safety.judge.category"
+SAFETY_CATEGORY: Final = "llm_telemetry.safety.category"
+"""One category (metric attribute of ``llm_telemetry.safety.flags``); spans carry the list in ``.categories``."""
+SAFETY_ERROR: Final = "llm_telemetry.safety.error"
+"""Why a screen or judge could not give a clean answer (e.g. ``re2_set_out_of_memory``); never silent."""
 DROPPED_REASON: Final = "llm_telemetry.dropped.reason"
 
 # --- span events ------------------------------------------------------------------------------------

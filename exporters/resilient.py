@@ -1,0 +1,392 @@
+"""Exporter wrappers that keep a dead or hung telemetry backend from slowing the app down.
+
+The stock OTLP exporters retry with exponential backoff for up to their timeout (10 s by default),
+and the SDK flushes every signal at exit one after the other, each with its own retries: a short
+script whose collector is down takes many times longer to exit. The wrappers here put a
+circuit breaker and hard deadlines around any exporter:
+
+- every export is bounded by ``export.timeout_s`` (retries included); it runs on the wrapper's own
+  worker thread so a hung socket is abandoned at the deadline instead of blocking the caller;
+- after a failure, exports are skipped for ``export.retry_backoff_s``: their data is counted as
+  dropped (reason ``export_skipped``) instead of being retried, so a dead backend costs one failed
+  attempt per window, not one per batch;
+- at shutdown (`ExportGuard.begin_shutdown`) one deadline covers what is left of every signal, and
+  the stock exporters are asked to stop retrying (a refused connection then fails in milliseconds).
+
+The worker thread is started with the wrapper, never lazily: the final flush runs in an ``atexit``
+handler, where Python 3.12+ refuses to start threads.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+logger = logging.getLogger(__name__)
+
+Signal = Literal["traces", "metrics", "logs"]
+REASON_FAILED: Literal["export_failed"] = "export_failed"
+REASON_SKIPPED: Literal["export_skipped"] = "export_skipped"
+_POLL_S = 0.02
+"""How often a waiting export re-reads the shutdown deadline (set from another thread)."""
+_OTLP_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.common.http",
+)
+_quiet_threads: set[int] = set()
+
+
+class _QuietAtShutdown(logging.Filter):
+    """Drops the stock exporters' per-attempt log lines from our export threads once shutdown began.
+
+    At exit a dead backend would otherwise print "retrying in 1.0s" / "aborting retry" for every signal;
+    `Providers.report_drops` says it once, with totals.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread not in _quiet_threads
+
+
+_quiet_filter = _QuietAtShutdown()
+for _name in _OTLP_LOGGERS:
+    logging.getLogger(_name).addFilter(_quiet_filter)
+
+
+@dataclass(frozen=True, slots=True)
+class DropCounts:
+    """What one exporter sent and dropped. Items are spans, metric data points or log records."""
+
+    exported_items: int = 0
+    failed_items: int = 0
+    skipped_items: int = 0
+    failed_batches: int = 0
+    skipped_batches: int = 0
+
+    @property
+    def dropped_items(self) -> int:
+        return self.failed_items + self.skipped_items
+
+    @property
+    def dropped_batches(self) -> int:
+        return self.failed_batches + self.skipped_batches
+
+    def __add__(self, other: DropCounts) -> DropCounts:
+        return DropCounts(
+            self.exported_items + other.exported_items,
+            self.failed_items + other.failed_items,
+            self.skipped_items + other.skipped_items,
+            self.failed_batches + other.failed_batches,
+            self.skipped_batches + other.skipped_batches,
+        )
+
+
+class _Job:
+    __slots__ = ("abandoned", "context", "done", "export", "items", "ok")
+
+    def __init__(self, export: Callable[[], bool], items: int) -> None:
+        self.export = export
+        self.items = items
+        self.context = contextvars.copy_context()
+        self.done = threading.Event()
+        self.ok = False
+        self.abandoned = False
+
+
+class _Runner:
+    """One daemon thread that runs one export at a time, so the caller can stop waiting at a deadline."""
+
+    def __init__(self, name: str, on_done: Callable[[_Job], None]) -> None:
+        self._name = name
+        self._on_done = on_done
+        self.start()
+
+    def start(self) -> None:
+        """Start the thread (again after a fork: threads do not survive it)."""
+        self._cond = threading.Condition()
+        self._job: _Job | None = None
+        self._stopped = False
+        self.thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self.thread.start()
+
+    def submit(self, job: _Job) -> None:
+        with self._cond:
+            self._job = job
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """Let the thread end once it is idle (after the job it runs, if any)."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._job is None and not self._stopped:
+                    self._cond.wait()
+                if self._job is None:
+                    return
+                job, self._job = self._job, None
+            try:
+                job.ok = bool(job.context.run(_suppressed, job.export))
+            except Exception:
+                logger.debug("llm-telemetry: exporter raised", exc_info=True)
+                job.ok = False
+            self._on_done(job)
+
+
+def _suppressed(export: Callable[[], bool]) -> bool:
+    """Run ``export`` with instrumentation off: the exporter's own HTTP/gRPC calls must not become spans."""
+    with suppress_instrumentation():
+        return export()
+
+
+class ExportGuard:
+    """Circuit breaker and deadlines around one exporter; signal-agnostic (the wrappers below adapt it).
+
+    ``endpoint`` only names the backend in log lines. ``stop_retries`` asks the wrapped exporter to make
+    no further retries (called when shutdown begins).
+    """
+
+    def __init__(
+        self,
+        signal: Signal,
+        endpoint: str,
+        timeout_s: float,
+        retry_backoff_s: float,
+        stop_retries: Callable[[], None] | None = None,
+    ) -> None:
+        self.signal: Signal = signal
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.retry_backoff_s = retry_backoff_s
+        self._stop_retries = stop_retries
+        self._lock = threading.Lock()
+        self._busy = False
+        self._open_until = 0.0
+        self._deadline = float("inf")
+        self._in_outage = False
+        self._outage_dropped = 0
+        self._counts = DropCounts()
+        self._runner = _Runner(f"llm-telemetry-export-{signal}", self._job_done)
+        if hasattr(os, "register_at_fork"):
+            weak_reset = weakref.WeakMethod(self._after_fork)
+
+            def _after_in_child() -> None:
+                if (reset := weak_reset()) is not None:
+                    reset()
+
+            os.register_at_fork(after_in_child=_after_in_child)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._busy = False
+        self._runner.start()
+
+    @property
+    def counts(self) -> DropCounts:
+        return self._counts
+
+    @property
+    def unreachable(self) -> bool:
+        """True when the last export attempt failed (the backend is believed down)."""
+        return self._in_outage
+
+    def begin_shutdown(self, deadline: float) -> None:
+        """From now on every export must finish by ``deadline`` (``time.monotonic()``), without retries."""
+        self._deadline = min(self._deadline, deadline)
+        if self._runner.thread.ident is not None:
+            _quiet_threads.add(self._runner.thread.ident)
+        if self._stop_retries is not None:
+            try:
+                self._stop_retries()
+            except Exception:
+                logger.debug("llm-telemetry: could not stop exporter retries", exc_info=True)
+
+    def close(self) -> None:
+        """No more exports: later ones are skipped, and the worker thread ends."""
+        self.begin_shutdown(time.monotonic())
+        self._runner.stop()
+
+    def export(self, export: Callable[[], bool], items: int, timeout_s: float | None = None) -> bool:
+        """Run ``export`` (True on success) within the limits, counting ``items`` as exported or dropped."""
+        started = time.monotonic()
+        with self._lock:
+            if self._busy or started < self._open_until or started >= self._deadline:
+                self._count(skipped_items=items, skipped_batches=1)
+                return False
+            self._busy = True
+        job = _Job(export, items)
+        self._runner.submit(job)
+        limit = started + (self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s))
+        while True:
+            remaining = min(limit, self._deadline) - time.monotonic()
+            if remaining <= 0 or job.done.wait(min(remaining, _POLL_S)):
+                break
+        with self._lock:
+            if not job.done.is_set():
+                job.abandoned = True  # the runner finishes it later; _job_done corrects the counts if it succeeds
+            ok = job.ok and job.done.is_set()
+            if ok:
+                self._count(exported_items=items)
+                recovered, self._in_outage = self._in_outage, False
+                dropped_in_outage, self._outage_dropped = self._outage_dropped, 0
+            else:
+                self._count(failed_items=items, failed_batches=1)
+                self._open_until = time.monotonic() + self.retry_backoff_s
+                first_failure, self._in_outage = not self._in_outage, True
+                self._outage_dropped += items
+        if ok and recovered:
+            logger.info("llm-telemetry: %s export to %s works again (%d items dropped meanwhile)", self.signal, self.endpoint,
+                        dropped_in_outage)
+        elif not ok and first_failure:
+            log = logger.info if self._deadline != float("inf") else logger.warning  # at shutdown the summary says it
+            log(
+                "llm-telemetry: %s export to %s failed%s; skipping exports for %.1f s (their data is counted as dropped)",
+                self.signal, self.endpoint, "" if job.done.is_set() else f" (no answer within {time.monotonic() - started:.2f} s)",
+                self.retry_backoff_s,
+            )
+        return ok
+
+    def _job_done(self, job: _Job) -> None:
+        with self._lock:
+            self._busy = False
+            job.done.set()
+            if job.abandoned and job.ok:  # it arrived after all: the backend is alive
+                self._count(exported_items=job.items, failed_items=-job.items, failed_batches=-1)
+                self._open_until = 0.0
+                self._in_outage = False
+
+    def _count(self, **delta: int) -> None:
+        self._counts = self._counts + DropCounts(**delta)
+
+
+def stop_otlp_retries(exporter: object) -> None:
+    """Ask a stock OTLP exporter to stop retrying (each attempt fails at once after this).
+
+    Best effort: it sets the exporters' private "shutdown in progress" events, whose only effect is to
+    cut the backoff sleep between retries. If a future version renames them, the deadline in
+    `ExportGuard` still bounds the time; only a refused connection stops being instant.
+    """
+    for holder in (exporter, getattr(exporter, "_client", None)):
+        for name in ("_shutdown_in_progress", "_shutdown_event", "_shutdown_is_occuring"):
+            event = getattr(holder, name, None)
+            if isinstance(event, threading.Event):
+                event.set()
+
+
+class ResilientSpanExporter(SpanExporter):
+    """A `SpanExporter` that bounds, circuit-breaks and counts the exports of ``exporter``."""
+
+    def __init__(self, exporter: SpanExporter, endpoint: str, timeout_s: float, retry_backoff_s: float) -> None:
+        self.exporter = exporter
+        self.guard = ExportGuard("traces", endpoint, timeout_s, retry_backoff_s, lambda: stop_otlp_retries(exporter))
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        ok = self.guard.export(lambda: self.exporter.export(spans) is SpanExportResult.SUCCESS, len(spans))
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.guard.close()
+        _safely(self.exporter.shutdown)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(_safely(lambda: self.exporter.force_flush(timeout_millis)))
+
+
+def count_points(metrics_data: MetricsData) -> int:
+    return sum(
+        len(metric.data.data_points)
+        for resource_metrics in metrics_data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+    )
+
+
+class ResilientMetricExporter(MetricExporter):
+    """A `MetricExporter` that bounds, circuit-breaks and counts the exports of ``exporter``.
+
+    It forwards the wrapped exporter's preferred temporality and aggregation, so
+    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` keeps working through it.
+    """
+
+    def __init__(self, exporter: MetricExporter, endpoint: str, timeout_s: float, retry_backoff_s: float) -> None:
+        super().__init__(
+            preferred_temporality=getattr(exporter, "_preferred_temporality", None),
+            preferred_aggregation=getattr(exporter, "_preferred_aggregation", None),
+        )
+        self.exporter = exporter
+        self.guard = ExportGuard("metrics", endpoint, timeout_s, retry_backoff_s, lambda: stop_otlp_retries(exporter))
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        ok = self.guard.export(
+            lambda: self.exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs) is MetricExportResult.SUCCESS,
+            count_points(metrics_data),
+            timeout_s=timeout_millis / 1000,
+        )
+        return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return bool(_safely(lambda: self.exporter.force_flush(timeout_millis=timeout_millis)))
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.guard.close()
+        _safely(lambda: self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs))
+
+
+try:  # LogRecordExporter is the SDK >= 1.39 name; older SDKs call it LogExporter
+    from opentelemetry.sdk._logs.export import LogRecordExporter as _LogExporterBase
+except ImportError:  # pragma: no cover - depends on the installed SDK
+    from opentelemetry.sdk._logs.export import LogExporter as _LogExporterBase  # type: ignore[no-redef]
+
+
+class ResilientLogExporter(_LogExporterBase):  # type: ignore[misc,valid-type]
+    """A log record exporter that bounds, circuit-breaks and counts the exports of ``exporter``."""
+
+    def __init__(self, exporter: Any, endpoint: str, timeout_s: float, retry_backoff_s: float) -> None:
+        self.exporter = exporter
+        self.guard = ExportGuard("logs", endpoint, timeout_s, retry_backoff_s, lambda: stop_otlp_retries(exporter))
+        self._results = _log_results()
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        success, failure = self._results
+        ok = self.guard.export(lambda: getattr(self.exporter.export(batch), "name", None) == "SUCCESS", len(batch))
+        return success if ok else failure
+
+    def shutdown(self) -> None:
+        self.guard.close()
+        _safely(self.exporter.shutdown)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(_safely(lambda: self.exporter.force_flush(timeout_millis)))
+
+
+def _log_results() -> tuple[Any, Any]:
+    try:
+        from opentelemetry.sdk._logs.export import LogRecordExportResult as Result
+    except ImportError:  # pragma: no cover - older SDK
+        from opentelemetry.sdk._logs.export import LogExportResult as Result  # type: ignore[no-redef]
+    return Result.SUCCESS, Result.FAILURE
+
+
+def _safely(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception:
+        logger.debug("llm-telemetry: exporter call failed", exc_info=True)
+        return None

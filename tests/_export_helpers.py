@@ -1,0 +1,59 @@
+"""Run a script under ``opentelemetry-instrument`` in a clean environment and time it.
+
+``OTEL_PYTHON_DISTRO=llm_telemetry`` is set because another distro (``opentelemetry-distro``) may be
+installed next to ours, and ``opentelemetry-instrument`` then loads whichever it finds first; our
+distro selects our configurator itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+APPS = Path(__file__).parent / "apps"
+SAMPLE_APP = APPS / "sample_app.py"
+SAMPLE_APP_SPANS = 5
+"""sample_app.main, three sample_app.step, one GenAI-shaped chat span."""
+INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The test process's environment without any OTEL_* / LLM_TELEMETRY_* setting, plus ``overrides``.
+
+    Our OpenAI / Anthropic instrumentors are disabled by default: instrumenting imports both SDKs
+    (seconds on a busy machine), which the OpenTelemetry-API-only sample app does not need. An LLM app
+    test passes ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=""`` to turn them back on.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_TELEMETRY_"))}
+    env["OTEL_PYTHON_DISTRO"] = "llm_telemetry"
+    env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "llm_telemetry_openai,llm_telemetry_anthropic"
+    env["OTEL_SERVICE_NAME"] = "sample-app"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides)
+    return env
+
+
+def run_instrumented(
+    endpoint: str, script: Path = SAMPLE_APP, env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 60.0
+) -> Run:
+    """``opentelemetry-instrument python script`` exporting to ``endpoint``; wall time of the whole process."""
+    full_env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **(env or {}))
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(INSTRUMENT), sys.executable, str(script)],
+        env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - started)
