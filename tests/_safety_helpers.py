@@ -14,10 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_telemetry.processors.base import BackgroundWorker, EnricherContext
-from llm_telemetry.processors.pipeline import EnrichingSpanProcessor
-from llm_telemetry.processors.safety import JudgeVerdict, SafetyEnricher
-from llm_telemetry.processors.safety.report import SafetyStats, current_stats
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -27,6 +23,10 @@ from opentelemetry.trace import SpanKind
 
 from llm_telemetry import attributes as a
 from llm_telemetry.config import Settings, load_settings
+from llm_telemetry.processors.base import BackgroundWorker, EnricherContext
+from llm_telemetry.processors.pipeline import EnrichingSpanProcessor
+from llm_telemetry.processors.safety import JudgeVerdict, SafetyEnricher
+from llm_telemetry.processors.safety.report import SafetyStats, current_stats
 from llm_telemetry.record import GenAICall
 from llm_telemetry.side_channel import side_channel
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llm_telemetry.config import load_settings, set_settings
 from llm_telemetry.fake_provider import FakeProvider
+
+# No test writes to the user's real review queue (~/.local/state/llm-telemetry/review.db).
+os.environ["LLM_TELEMETRY_REVIEW_DB_PATH"] = os.path.join(tempfile.mkdtemp(prefix="llm-telemetry-tests-"), "review.db")
 
 # Fixture modules of each test area (plain modules in tests/, registered here once).
 pytest_plugins = ["_openai_helpers", "_anthropic_helpers"]

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from _safety_helpers import BLOCKED_OUTPUT, CLEAN_OUTPUT, PII_OUTPUT, SafetyEnv, make_call, make_env, settings_for
+from opentelemetry.sdk.metrics import MeterProvider
+
+from llm_telemetry import attributes as a
 from llm_telemetry.processors.base import BackgroundWorker, EnricherContext
 from llm_telemetry.processors.pipeline import build_enrichers
 from llm_telemetry.processors.safety import SafetyEnricher, safety_report
 from llm_telemetry.processors.safety.review_queue import ReviewQueue
-from opentelemetry.sdk.metrics import MeterProvider
-
-from llm_telemetry import attributes as a
 
 
 @pytest.fixture

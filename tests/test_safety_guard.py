@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 from _safety_helpers import BLOCKED_OUTPUT, CLEAN_OUTPUT, PII_OUTPUT, write_pack
-from llm_telemetry.processors.base import BackgroundWorker, EnricherContext
-from llm_telemetry.processors.safety import SafetyEnricher, Verdict, guard
-from llm_telemetry.processors.safety.screen import screen_for
 from opentelemetry.sdk.metrics import MeterProvider
 
 import llm_telemetry
 from llm_telemetry.config import ConfigError, get_settings
+from llm_telemetry.processors.base import BackgroundWorker, EnricherContext
+from llm_telemetry.processors.safety import SafetyEnricher, Verdict, guard
+from llm_telemetry.processors.safety.screen import screen_for
 
 
 def test_top_level_guard_is_the_safety_guard() -> None:

@@ -12,17 +12,17 @@ import _safety_helpers
 import openai
 import pytest
 from _safety_helpers import BLOCKED_OUTPUT, CLEAN_OUTPUT, SafetyEnv, make_call, make_env, settings_for
-from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
-from llm_telemetry.processors.safety import JudgeVerdict, safety_report
-from llm_telemetry.processors.safety.judge import SPAN_NAME, load_judge, sampled
-from llm_telemetry.processors.safety.openai_judge import JudgeAnswerError, load_template, parse_verdict
-from llm_telemetry.processors.safety.review_queue import ReviewQueue
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from llm_telemetry import attributes as a
 from llm_telemetry.config import ConfigError, JudgeSettings
 from llm_telemetry.fake_provider import Behaviour, FakeProvider
+from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
+from llm_telemetry.processors.safety import JudgeVerdict, safety_report
+from llm_telemetry.processors.safety.judge import SPAN_NAME, load_judge, sampled
+from llm_telemetry.processors.safety.openai_judge import JudgeAnswerError, load_template, parse_verdict
+from llm_telemetry.processors.safety.review_queue import ReviewQueue
 
 FIGHT = "They started a fight outside the bar and someone got hurt."
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from _safety_helpers import write_pack
+
+from llm_telemetry.config import ConfigError, SafetySettings, load_settings
 from llm_telemetry.processors.safety.patterns import load_default_packs, resolve_patterns
 from llm_telemetry.processors.safety.screen import CLEAN, ERROR_SET_OUT_OF_MEMORY, Screen, screen_for
 from llm_telemetry.processors.safety.validators import iban, luhn
-
-from llm_telemetry.config import ConfigError, SafetySettings, load_settings
 
 
 @pytest.fixture(scope="module")
