@@ -39,7 +39,12 @@ class Operation(Protocol):
     async_stream_types: tuple[type, ...]
 
 
-def _start(operation: Operation, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan | None:
+def given(value: Any) -> bool:
+    """False for None and the SDKs' ``NOT_GIVEN`` / ``omit`` sentinels (both SDKs use these names)."""
+    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
+
+
+def start_call(operation: Operation, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan | None:
     if not is_instrumentation_enabled():
         return None
     try:
@@ -73,7 +78,7 @@ def _finish_async(operation: Operation, call: CallSpan, result: Any) -> Any:
 
 def sync_wrapper(operation: Operation, telemetry: Telemetry) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = _start(operation, telemetry, instance, kwargs)
+        call = start_call(operation, telemetry, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         try:
@@ -89,7 +94,7 @@ def sync_wrapper(operation: Operation, telemetry: Telemetry) -> Callable[..., An
 
 def async_wrapper(operation: Operation, telemetry: Telemetry) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = _start(operation, telemetry, instance, kwargs)
+        call = start_call(operation, telemetry, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
         try:

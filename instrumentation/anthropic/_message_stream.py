@@ -21,7 +21,7 @@ import wrapt
 from .._call import CallSpan
 from .._stream import TracedAsyncStream, TracedStream
 from .._telemetry import Telemetry
-from .._wrap import Operation, _start
+from .._wrap import Operation, start_call
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class TracedMessageStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
 
     def __enter__(self) -> Any:
         operation, telemetry, instance, kwargs = self._self_start
-        call = _start(operation, telemetry, instance, kwargs)
+        call = start_call(operation, telemetry, instance, kwargs)
         if call is None:
             return self.__wrapped__.__enter__()
         try:
@@ -68,7 +68,7 @@ class TracedAsyncMessageStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
 
     async def __aenter__(self) -> Any:
         operation, telemetry, instance, kwargs = self._self_start
-        call = _start(operation, telemetry, instance, kwargs)
+        call = start_call(operation, telemetry, instance, kwargs)
         if call is None:
             return await self.__wrapped__.__aenter__()
         try:

@@ -18,16 +18,13 @@ from llm_telemetry.record import GenAICall
 from .._call import CallSpan
 from .._content import messages_from_chat
 from .._telemetry import Telemetry
+from .._wrap import given
 from ._events import MessageEventObserver
 from ._native import offer
 from ._usage import field, integer, read_usage
 
 PROVIDER = "anthropic"
 
-
-def given(value: Any) -> bool:
-    """False for None and the SDK's ``NOT_GIVEN`` / ``omit`` sentinels."""
-    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
 
 
 def number(value: Any) -> float | None:

@@ -14,11 +14,12 @@ import logging
 from collections.abc import Collection
 from typing import Any
 
-from llm_telemetry.instrumentation._telemetry import build_telemetry
-from llm_telemetry.instrumentation._wrap import async_wrapper, sync_wrapper
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
+
+from llm_telemetry.instrumentation._telemetry import build_telemetry
+from llm_telemetry.instrumentation._wrap import async_wrapper, sync_wrapper
 
 logger = logging.getLogger(__name__)
 

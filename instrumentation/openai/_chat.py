@@ -6,11 +6,11 @@ from time import perf_counter
 from typing import Any
 
 import openai
+
+from llm_telemetry import attributes as a
 from llm_telemetry.instrumentation._call import CallSpan
 from llm_telemetry.instrumentation._content import messages_from_chat
 from llm_telemetry.instrumentation._telemetry import Telemetry
-
-from llm_telemetry import attributes as a
 
 from ._common import common_request_attributes, given, new_record, read_chat_usage, stop_sequences
 

@@ -7,14 +7,11 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from llm_telemetry import attributes as a
+from llm_telemetry.instrumentation._wrap import given
 from llm_telemetry.record import GenAICall
 
 PROVIDER = "openai"
 
-
-def given(value: Any) -> bool:
-    """False for None and the SDK's ``NOT_GIVEN`` / ``omit`` sentinels."""
-    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
 
 
 def server_of(instance: Any) -> tuple[str | None, int | None]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm_telemetry import attributes as a
 from llm_telemetry.instrumentation._call import CallSpan
 from llm_telemetry.instrumentation._content import text_message
 from llm_telemetry.instrumentation._telemetry import Telemetry
-
-from llm_telemetry import attributes as a
 
 from ._common import given, new_record
 

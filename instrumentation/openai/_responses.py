@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import openai
+
+from llm_telemetry import attributes as a
 from llm_telemetry.instrumentation._call import CallSpan
 from llm_telemetry.instrumentation._content import messages_from_chat, text_message
 from llm_telemetry.instrumentation._telemetry import Telemetry
-
-from llm_telemetry import attributes as a
 
 from ._common import common_request_attributes, given, new_record, read_responses_usage
 
