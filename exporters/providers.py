@@ -56,6 +56,7 @@ GENAI_HISTOGRAM_BUCKETS: Mapping[str, Sequence[float]] = {
     a.METRIC_TIME_PER_OUTPUT_CHUNK: a.TIME_PER_CHUNK_BUCKETS,
 }
 _LOGGING_HANDLER_ENV = "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"
+_MIN_METRICS_SHUTDOWN_S = 0.25
 
 
 _active: Providers | None = None
@@ -133,7 +134,10 @@ class Providers:
         _quietly(self.tracer_provider.shutdown)
         for processor in self.export_processors:  # in case the pipeline did not pass shutdown on
             _quietly(processor.shutdown)
-        _quietly(lambda: self.meter_provider.shutdown(timeout_millis=max(1.0, (deadline - time.monotonic()) * 1000)))
+        # The reader's last collection runs on its own thread; past the deadline its export is skipped at once
+        # (and counted), so a short floor lets it get that far instead of vanishing uncounted.
+        metrics_wait_s = max(_MIN_METRICS_SHUTDOWN_S, deadline - time.monotonic())
+        _quietly(lambda: self.meter_provider.shutdown(timeout_millis=metrics_wait_s * 1000))
         if self.logger_provider is not None:
             _quietly(self.logger_provider.shutdown)
         self.report_drops()

@@ -135,19 +135,22 @@ class _Runner:
             self._cond.notify()
 
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while self._job is None and not self._stopped:
-                    self._cond.wait()
-                if self._job is None:
-                    return
-                job, self._job = self._job, None
-            try:
-                job.ok = bool(job.context.run(_suppressed, job.export))
-            except Exception:
-                logger.debug("llm-telemetry: exporter raised", exc_info=True)
-                job.ok = False
-            self._on_done(job)
+        try:
+            while True:
+                with self._cond:
+                    while self._job is None and not self._stopped:
+                        self._cond.wait()
+                    if self._job is None:
+                        return
+                    job, self._job = self._job, None
+                try:
+                    job.ok = bool(job.context.run(_suppressed, job.export))
+                except Exception:
+                    logger.debug("llm-telemetry: exporter raised", exc_info=True)
+                    job.ok = False
+                self._on_done(job)
+        finally:
+            _quiet_threads.discard(threading.get_ident())  # thread ids are reused
 
 
 def _suppressed(export: Callable[[], bool]) -> bool:
@@ -229,6 +232,8 @@ class ExportGuard:
         with self._lock:
             if self._busy or started < self._open_until or started >= self._deadline:
                 self._count(skipped_items=items, skipped_batches=1)
+                if self._in_outage:
+                    self._outage_dropped += items
                 return False
             self._busy = True
         job = _Job(export, items)

@@ -83,6 +83,7 @@ class EnrichingSpanProcessor(SpanProcessor):
         self._strip_span_content = not capture.on_span
         self._strip_event_content = not capture.on_event
         self.worker = worker if worker is not None else BackgroundWorker(settings.pipeline.worker_queue_size)
+        self._shutdown_timeout_s = settings.export.shutdown_timeout_s
         self._channel = channel if channel is not None else side_channel
         self._lock = threading.Lock()
         self.enricher_errors: dict[str, int] = {}
@@ -122,7 +123,8 @@ class EnrichingSpanProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         try:
-            self.worker.shutdown()
+            # Pending slow work (judge calls) gets the exit budget, not more: exit must stay bounded.
+            self.worker.shutdown(self._shutdown_timeout_s)
         finally:
             self._next.shutdown()
 
