@@ -10,9 +10,9 @@ from llm_telemetry.processors.pipeline import EnrichingSpanProcessor, build_enri
 
 __all__ = [
     "BackgroundWorker",
-    "EnrichingSpanProcessor",
     "Enricher",
     "EnricherContext",
+    "EnrichingSpanProcessor",
     "Enrichment",
     "EnrichmentEvent",
     "build_enrichers",

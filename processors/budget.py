@@ -25,15 +25,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from llm_telemetry.processors._budget_windows import WindowClock
-from llm_telemetry.processors.base import EnricherContext, Enrichment, EnrichmentEvent
-from llm_telemetry.processors.metrics import DROP_BUDGET_USER_EVICTED
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from llm_telemetry import attributes as a
 from llm_telemetry.config import BudgetSettings
+from llm_telemetry.processors._budget_windows import WindowClock
+from llm_telemetry.processors.base import EnricherContext, Enrichment, EnrichmentEvent
+from llm_telemetry.processors.metrics import DROP_BUDGET_USER_EVICTED
 from llm_telemetry.record import GenAICall
 
 logger = logging.getLogger(__name__)

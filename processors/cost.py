@@ -27,14 +27,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llm_telemetry.processors.base import EnricherContext, Enrichment
-from llm_telemetry.processors.metrics import UsageKey, UsageMetrics
-from llm_telemetry.processors.pricing import ModelPrice, PricingTable, load_pricing
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.trace import ReadableSpan
 
 from llm_telemetry import attributes as a
 from llm_telemetry.config import env_var
+from llm_telemetry.processors.base import EnricherContext, Enrichment
+from llm_telemetry.processors.metrics import UsageKey, UsageMetrics
+from llm_telemetry.processors.pricing import ModelPrice, PricingTable, load_pricing
 from llm_telemetry.record import GenAICall
 
 logger = logging.getLogger(__name__)

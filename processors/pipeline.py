@@ -27,6 +27,14 @@ from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import metrics
+from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import TracerProvider
+
+from llm_telemetry import __version__
+from llm_telemetry.config import ConfigError, Settings, env_var, get_settings
 from llm_telemetry.processors._span_copy import EnrichedSpan, content_keys, strip_event_content, valid_value
 from llm_telemetry.processors.base import BackgroundWorker, Enricher, EnricherContext, Enrichment, merge
 from llm_telemetry.processors.metrics import (
@@ -39,14 +47,6 @@ from llm_telemetry.processors.metrics import (
     DropCounter,
     DropReporter,
 )
-from opentelemetry import context as otel_context
-from opentelemetry import metrics
-from opentelemetry.metrics import Meter, MeterProvider
-from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import TracerProvider
-
-from llm_telemetry import __version__
-from llm_telemetry.config import ConfigError, Settings, env_var, get_settings
 from llm_telemetry.record import GenAICall, is_genai_span
 from llm_telemetry.side_channel import SideChannel, side_channel
 

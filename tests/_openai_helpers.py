@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+
 from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
 
 MESSAGES = [{"role": "system", "content": "You extract dates."}, {"role": "user", "content": "Invoice dated 03/04/2025"}]

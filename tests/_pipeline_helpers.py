@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from llm_telemetry.processors.base import BackgroundWorker, Enricher
-from llm_telemetry.processors.pipeline import EnrichingSpanProcessor
 from opentelemetry import context as otel_context
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -24,6 +22,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Tracer
 
 from llm_telemetry.config import Settings, load_settings
+from llm_telemetry.processors.base import BackgroundWorker, Enricher
+from llm_telemetry.processors.pipeline import EnrichingSpanProcessor
 from llm_telemetry.side_channel import SideChannel
 
 

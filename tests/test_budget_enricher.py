@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from _pipeline_helpers import ManualClock, settings_from
-from llm_telemetry.processors.base import Enrichment
-from llm_telemetry.processors.budget import BudgetEnricher
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 
 from llm_telemetry import attributes as a
+from llm_telemetry.processors.base import Enrichment
+from llm_telemetry.processors.budget import BudgetEnricher
 from llm_telemetry.record import GenAICall
 
 SPAN = ReadableSpan("chat")

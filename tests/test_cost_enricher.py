@@ -6,15 +6,15 @@ import logging
 from pathlib import Path
 
 import pytest
-from llm_telemetry.processors.base import Enrichment
-from llm_telemetry.processors.cost import CostEnricher, compute_cost
-from llm_telemetry.processors.metrics import OVERFLOW_ATTRIBUTE, UsageMetrics
-from llm_telemetry.processors.pricing import load_pricing
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 
 from llm_telemetry import attributes as a
+from llm_telemetry.processors.base import Enrichment
+from llm_telemetry.processors.cost import CostEnricher, compute_cost
+from llm_telemetry.processors.metrics import OVERFLOW_ATTRIBUTE, UsageMetrics
+from llm_telemetry.processors.pricing import load_pricing
 from llm_telemetry.record import GenAICall
 
 SPAN = ReadableSpan("chat")

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from llm_telemetry.processors.pricing import load_pricing, normalise_model_id
 
 from llm_telemetry.config import ConfigError
+from llm_telemetry.processors.pricing import load_pricing, normalise_model_id
 
 BUNDLED = load_pricing()
 

@@ -254,8 +254,9 @@ def test_timeout_and_connection_error(otel, client, fake_provider):
 
 
 def test_failure_inside_instrumentation_never_breaks_the_call(fake_provider, caplog):
-    from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
     from opentelemetry.sdk.trace import TracerProvider
+
+    from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
 
     class BrokenTracerProvider(TracerProvider):
         def get_tracer(self, *args, **kwargs):

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import pytest
 from _pipeline_helpers import settings_from
-from llm_telemetry.processors.base import BackgroundWorker, EnricherContext
-from llm_telemetry.processors.budget import BudgetEnricher
-from llm_telemetry.processors.cost import CostEnricher
-from llm_telemetry.processors.pipeline import METER_NAME, EnrichingSpanProcessor, build_enrichers, build_pipeline
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -19,6 +15,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llm_telemetry import attributes as a
 from llm_telemetry.config import ConfigError
+from llm_telemetry.processors.base import BackgroundWorker, EnricherContext
+from llm_telemetry.processors.budget import BudgetEnricher
+from llm_telemetry.processors.cost import CostEnricher
+from llm_telemetry.processors.pipeline import METER_NAME, EnrichingSpanProcessor, build_enrichers, build_pipeline
 
 COST_BUDGET = {"LLM_TELEMETRY_PIPELINE_ENRICHERS": "cost,budget"}
 

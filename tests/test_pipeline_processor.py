@@ -8,14 +8,14 @@ import threading
 
 import pytest
 from _pipeline_helpers import PipelineEnv, make_env, settings_from
-from llm_telemetry.processors._span_copy import EnrichedSpan
-from llm_telemetry.processors.base import BackgroundWorker, Enrichment, EnrichmentEvent
-from llm_telemetry.processors.budget import BudgetEnricher
-from llm_telemetry.processors.cost import CostEnricher
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from llm_telemetry import attributes as a
+from llm_telemetry.processors._span_copy import EnrichedSpan
+from llm_telemetry.processors.base import BackgroundWorker, Enrichment, EnrichmentEvent
+from llm_telemetry.processors.budget import BudgetEnricher
+from llm_telemetry.processors.cost import CostEnricher
 from llm_telemetry.record import GenAICall
 from llm_telemetry.side_channel import SideChannel
 
