@@ -60,3 +60,27 @@ def test_embeddings(otel, client):
     assert span.attributes[a.USAGE_INPUT_TOKENS] > 0
     usage = otel.metrics()[a.METRIC_TOKEN_USAGE]
     assert [p.attributes[a.TOKEN_TYPE] for p in usage] == ["input"]
+
+
+def test_parse_and_stream_helpers_are_traced_once(otel, client, fake_provider):
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        date: str
+
+    fake_provider.enqueue(Behaviour(text='{"date": "2025-04-03"}'))
+    parsed = client.chat.completions.parse(model="gpt-4o-mini", messages=[{"role": "user", "content": "date?"}],
+                                           response_format=Answer)
+    assert parsed.choices[0].message.parsed == Answer(date="2025-04-03")
+    fake_provider.enqueue(Behaviour(chunks=["a", "b"], first_token_delay_s=0.1))
+    with client.chat.completions.stream(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.content == "ab"
+    fake_provider.enqueue(Behaviour(chunks=["x", "y"]))
+    with client.responses.stream(model="gpt-4o", input="hi") as stream:
+        assert stream.get_final_response().output_text == "xy"
+    parse_span, stream_span, responses_span = otel.spans()
+    assert parse_span.attributes[a.USAGE_OUTPUT_TOKENS] > 0
+    assert stream_span.attributes[a.STREAM_CHUNK_COUNT] == 2
+    assert 0.1 <= stream_span.attributes[a.RESPONSE_TIME_TO_FIRST_CHUNK] < 0.3
+    assert responses_span.attributes[a.STREAM_END_REASON] == "completed"

@@ -1,7 +1,8 @@
 """OpenTelemetry instrumentation of the OpenAI Python SDK (1.x, 2.x and 3.x where the API matches).
 
-Instruments ``chat.completions.create``, ``responses.create`` and ``embeddings.create``, sync and
-async, streamed or not. Enabled by ``opentelemetry-instrument`` through the
+Instruments ``chat.completions.create`` / ``.parse``, ``responses.create`` / ``.parse`` and
+``embeddings.create``, sync and async, streamed or not. The SDK's ``.stream()`` helpers call
+``create`` underneath, so they are covered once, with no second span. Enabled by ``opentelemetry-instrument`` through the
 ``opentelemetry_instrumentor`` entry point, or by hand::
 
     OpenAIInstrumentor().instrument(tracer_provider=..., meter_provider=...)
@@ -25,11 +26,11 @@ logger = logging.getLogger(__name__)
 
 SCOPE = "llm_telemetry.instrumentation.openai"
 
-# (module, sync class, async class, operation factory name)
-_TARGETS: tuple[tuple[str, str, str, str], ...] = (
-    ("openai.resources.chat.completions.completions", "Completions", "AsyncCompletions", "chat"),
-    ("openai.resources.responses.responses", "Responses", "AsyncResponses", "responses"),
-    ("openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", "embeddings"),
+# (module, sync class, async class, operation factory name, methods)
+_TARGETS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    ("openai.resources.chat.completions.completions", "Completions", "AsyncCompletions", "chat", ("create", "parse")),
+    ("openai.resources.responses.responses", "Responses", "AsyncResponses", "responses", ("create", "parse")),
+    ("openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", "embeddings", ("create",)),
 )
 
 
@@ -56,7 +57,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = build_telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         self._wrapped: list[tuple[Any, str]] = []
-        for module_name, sync_cls, async_cls, kind in _TARGETS:
+        for module_name, sync_cls, async_cls, kind, methods in _TARGETS:
             try:
                 module = importlib.import_module(module_name)
             except ImportError:
@@ -65,13 +66,14 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             operation = _operation(kind)
             for cls_name, factory in ((sync_cls, sync_wrapper), (async_cls, async_wrapper)):
                 cls = getattr(module, cls_name, None)
-                if cls is None or not hasattr(cls, "create"):
-                    continue
-                try:
-                    wrap_function_wrapper(module, f"{cls_name}.create", factory(operation, telemetry))
-                    self._wrapped.append((cls, "create"))
-                except Exception:
-                    logger.warning("llm-telemetry: could not instrument openai %s.create", cls_name, exc_info=True)
+                for method in methods:
+                    if cls is None or not hasattr(cls, method):
+                        continue  # older SDKs lack parse()
+                    try:
+                        wrap_function_wrapper(module, f"{cls_name}.{method}", factory(operation, telemetry))
+                        self._wrapped.append((cls, method))
+                    except Exception:
+                        logger.warning("llm-telemetry: could not instrument openai %s.%s", cls_name, method, exc_info=True)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for cls, method in getattr(self, "_wrapped", []):
