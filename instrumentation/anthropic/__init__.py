@@ -13,16 +13,15 @@ Nothing here imports ``anthropic`` until ``instrument()``: the entry point loads
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Collection
+from types import ModuleType
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
-from .._telemetry import build_telemetry
+from .._patching import Patcher
+from .._telemetry import Telemetry, build_telemetry
 from .._wrap import async_wrapper, sync_wrapper
 
 logger = logging.getLogger(__name__)
@@ -41,15 +40,20 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("anthropic >= 0.49",)
 
     def _instrument(self, **kwargs: Any) -> None:
+        # Nothing imports ``anthropic`` here: the wrappers go in when the app imports it (see `_patching`).
+        telemetry = build_telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        self._patcher = Patcher("anthropic")
+        for module_name in _MESSAGES_MODULES:  # ``client.messages`` and ``client.beta.messages``: same API
+            self._patcher.on_import(module_name, lambda module: self._patch_messages(module, telemetry))
+        self._patcher.on_import(_NATIVE_MODULE, lambda module: self._patch_native(module, telemetry))
+
+    def _patch_messages(self, module: ModuleType, telemetry: Telemetry) -> None:
         import anthropic
 
         from ._message_stream import TracedAsyncMessageStreamManager, TracedMessageStreamManager, stream_helper_wrapper
         from ._messages import MessagesOperation
-        from ._native import start_api_call_span_hook
 
-        telemetry = build_telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         operation = MessagesOperation((anthropic.Stream,), (anthropic.AsyncStream,))
-        self._wrapped: list[tuple[Any, str]] = []
         targets: tuple[tuple[str, str, Any], ...] = (
             ("Messages", "create", sync_wrapper(operation, telemetry)),
             ("AsyncMessages", "create", async_wrapper(operation, telemetry)),
@@ -58,33 +62,21 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             ("Messages", "stream", stream_helper_wrapper(operation, telemetry, TracedMessageStreamManager)),
             ("AsyncMessages", "stream", stream_helper_wrapper(operation, telemetry, TracedAsyncMessageStreamManager)),
         )
-        for module_name in _MESSAGES_MODULES:  # ``client.messages`` and ``client.beta.messages``: same API
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                logger.debug("llm-telemetry: %s not present in this anthropic version", module_name)
-                continue
-            for cls_name, method, wrapper in targets:
-                cls = getattr(module, cls_name, None)
-                if cls is None or not hasattr(cls, method):  # e.g. ``parse`` is younger than 0.49
-                    continue
-                self._wrap(module, cls, cls_name, method, wrapper)
-        native = importlib.import_module(_NATIVE_MODULE)
-        if hasattr(native, _NATIVE_FUNCTION):  # SDKs without native tracing have nothing to fold in
-            self._wrap(native, native, _NATIVE_FUNCTION, None, start_api_call_span_hook(telemetry.capture.on_span))
+        for cls_name, method, wrapper in targets:
+            cls = getattr(module, cls_name, None)
+            if cls is not None and hasattr(cls, method):  # e.g. ``parse`` is younger than 0.49
+                self._patcher.wrap(module, cls, f"{cls_name}.{method}", wrapper)
 
-    def _wrap(self, module: Any, owner: Any, name: str, method: str | None, wrapper: Any) -> None:
-        path = f"{name}.{method}" if method else name
-        try:
-            wrap_function_wrapper(module, path, wrapper)
-            self._wrapped.append((owner, method or name))
-        except Exception:
-            logger.warning("llm-telemetry: could not instrument anthropic %s", path, exc_info=True)
+    def _patch_native(self, module: ModuleType, telemetry: Telemetry) -> None:
+        from ._native import start_api_call_span_hook
+
+        if hasattr(module, _NATIVE_FUNCTION):  # SDKs without native tracing have nothing to fold in
+            self._patcher.wrap(module, module, _NATIVE_FUNCTION, start_api_call_span_hook(telemetry.capture.on_span))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name in getattr(self, "_wrapped", []):
-            unwrap(owner, name)
-        self._wrapped = []
+        patcher = getattr(self, "_patcher", None)
+        if patcher is not None:
+            patcher.unwrap_all()
 
 
 __all__ = ["SCOPE", "AnthropicInstrumentor"]

@@ -10,16 +10,15 @@ Instruments ``chat.completions.create`` / ``.parse``, ``responses.create`` / ``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Collection
+from types import ModuleType
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
-from llm_telemetry.instrumentation._telemetry import build_telemetry
+from llm_telemetry.instrumentation._patching import Patcher
+from llm_telemetry.instrumentation._telemetry import Telemetry, build_telemetry
 from llm_telemetry.instrumentation._wrap import async_wrapper, sync_wrapper
 
 logger = logging.getLogger(__name__)
@@ -55,27 +54,22 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("openai >= 1.66",)
 
     def _instrument(self, **kwargs: Any) -> None:
+        # Nothing imports ``openai`` here: the wrappers go in when the app imports it (see `_patching`).
         telemetry = build_telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        self._wrapped: list[tuple[Any, str]] = []
-        for module_name, sync_cls, async_cls, kind, methods in _TARGETS:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                logger.debug("llm-telemetry: %s not present in this openai version", module_name)
-                continue
-            operation = _operation(kind)
-            for cls_name, factory in ((sync_cls, sync_wrapper), (async_cls, async_wrapper)):
-                cls = getattr(module, cls_name, None)
-                for method in methods:
-                    if cls is None or not hasattr(cls, method):
-                        continue  # older SDKs lack parse()
-                    try:
-                        wrap_function_wrapper(module, f"{cls_name}.{method}", factory(operation, telemetry))
-                        self._wrapped.append((cls, method))
-                    except Exception:
-                        logger.warning("llm-telemetry: could not instrument openai %s.%s", cls_name, method, exc_info=True)
+        self._patcher = Patcher("openai")
+        for target in _TARGETS:
+            self._patcher.on_import(target[0], lambda module, target=target: self._patch(module, target, telemetry))
+
+    def _patch(self, module: ModuleType, target: tuple[str, str, str, str, tuple[str, ...]], telemetry: Telemetry) -> None:
+        _, sync_cls, async_cls, kind, methods = target
+        operation = _operation(kind)
+        for cls_name, factory in ((sync_cls, sync_wrapper), (async_cls, async_wrapper)):
+            cls = getattr(module, cls_name, None)
+            for method in methods:
+                if cls is not None and hasattr(cls, method):  # older SDKs lack parse()
+                    self._patcher.wrap(module, cls, f"{cls_name}.{method}", factory(operation, telemetry))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, method in getattr(self, "_wrapped", []):
-            unwrap(cls, method)
-        self._wrapped = []
+        patcher = getattr(self, "_patcher", None)
+        if patcher is not None:
+            patcher.unwrap_all()
