@@ -24,6 +24,10 @@ from ._call import CallSpan
 logger = logging.getLogger(__name__)
 
 
+class IncompleteStreamError(Exception):
+    """The server ended a stream cleanly but before its end event (``error.type`` of that call)."""
+
+
 class ChunkObserver(Protocol):
     """SDK-specific reading of stream items. ``times`` holds the perf_counter of each content chunk.
 

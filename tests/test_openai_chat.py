@@ -323,3 +323,20 @@ async def test_async_error(otel, aclient, fake_provider):
     with pytest.raises(openai.InternalServerError):
         await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert only_span(otel).attributes[a.ERROR_TYPE] == "openai.InternalServerError"
+
+
+def test_stream_ending_cleanly_before_its_finish_reason_is_an_error(otel):
+    # The server closes the stream properly but early: the SDK raises nothing, the call still failed.
+    from llm_telemetry.fake_provider import openai_wire
+
+    reply = openai_wire.chat_completions({"model": "gpt-4o-mini", "stream": True}, Behaviour(chunks=["a", "b", "c"]))
+    body = b"".join(reply.head + reply.content)  # no finish chunk, no [DONE]
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body))
+    c = openai.OpenAI(api_key="k", base_url="http://provider.test/v1", max_retries=0, http_client=httpx2.Client(transport=transport))
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in c.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert text == "abc"
+    span = only_span(otel)
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert span.attributes[a.ERROR_TYPE] == "llm_telemetry.IncompleteStreamError"
+    assert span.attributes[a.STREAM_END_REASON] == "error"

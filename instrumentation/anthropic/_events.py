@@ -14,14 +14,11 @@ from typing import Any
 
 from llm_telemetry.record import GenAICall
 
+from .._stream import IncompleteStreamError
 from ._usage import read_usage
 
 _CONTENT_DELTAS = frozenset({"input_json_delta", "thinking_delta"})
 _INPUT_USAGE = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-
-
-class IncompleteStreamError(Exception):
-    """The server ended a Messages stream before its ``message_stop`` event (``error.type`` of that call)."""
 
 
 class MessageEventObserver:

@@ -10,6 +10,7 @@ import openai
 from llm_telemetry import attributes as a
 from llm_telemetry.instrumentation._call import CallSpan
 from llm_telemetry.instrumentation._content import messages_from_chat
+from llm_telemetry.instrumentation._stream import IncompleteStreamError
 from llm_telemetry.instrumentation._telemetry import Telemetry
 
 from ._common import common_request_attributes, given, new_record, read_chat_usage, stop_sequences
@@ -89,6 +90,11 @@ class ChatChunkObserver:
                 self.finish_reasons.append(choice.finish_reason)
         if chunk.usage is not None:
             self.usage = chunk.usage
+
+    @property
+    def incomplete_error(self) -> BaseException | None:
+        """A stream that ended without any finish_reason was cut short by the server, even if cleanly."""
+        return None if self.finish_reasons else IncompleteStreamError("the chat stream ended before a finish_reason")
 
     def finish(self) -> None:
         record = self.call.record

@@ -9,6 +9,7 @@ import openai
 from llm_telemetry import attributes as a
 from llm_telemetry.instrumentation._call import CallSpan
 from llm_telemetry.instrumentation._content import messages_from_chat, text_message
+from llm_telemetry.instrumentation._stream import IncompleteStreamError
 from llm_telemetry.instrumentation._telemetry import Telemetry
 
 from ._common import common_request_attributes, given, new_record, read_responses_usage
@@ -93,6 +94,11 @@ class ResponsesEventObserver:
         elif kind == "response.created" and self.call.record.response_id is None:
             self.call.record.response_id = event.response.id
             self.call.record.response_model = event.response.model
+
+    @property
+    def incomplete_error(self) -> BaseException | None:
+        """A stream that ended without response.completed/incomplete/failed was cut short by the server."""
+        return None if self.final is not None else IncompleteStreamError("the Responses stream ended before its final event")
 
     def finish(self) -> None:
         record = self.call.record
