@@ -60,14 +60,7 @@ class CallSpan:
         self._ended = False
         self._end_lock = threading.Lock()
         attrs = request_attributes
-        attrs[a.OPERATION_NAME] = record.operation
-        attrs[a.PROVIDER_NAME] = record.provider
-        if record.request_model:
-            attrs[a.REQUEST_MODEL] = record.request_model
-        if record.server_address:
-            attrs[a.SERVER_ADDRESS] = record.server_address
-        if record.server_port:
-            attrs[a.SERVER_PORT] = record.server_port
+        _identity(record, attrs)
         for name, value in current_attribution().items():
             attrs[name] = value
             setattr(record, _ATTRIBUTION_FIELDS[name], value)
@@ -197,15 +190,10 @@ class CallSpan:
 
     def _record_metrics(self, record: GenAICall, chunk_times: Sequence[float] | None) -> None:
         telemetry = self.telemetry
-        attrs: dict[str, AttributeValue] = {a.OPERATION_NAME: record.operation, a.PROVIDER_NAME: record.provider}
-        if record.request_model:
-            attrs[a.REQUEST_MODEL] = record.request_model
+        attrs: dict[str, AttributeValue] = {}
+        _identity(record, attrs)
         if record.response_model:
             attrs[a.RESPONSE_MODEL] = record.response_model
-        if record.server_address:
-            attrs[a.SERVER_ADDRESS] = record.server_address
-        if record.server_port:
-            attrs[a.SERVER_PORT] = record.server_port
         if record.feature:
             # per-endpoint latency thresholds (a chat endpoint is not a batch job) need the feature
             attrs[a.FEATURE] = record.feature
@@ -231,6 +219,18 @@ class CallSpan:
                     record_gap(later - earlier, attrs)
             elif timings.tbt_mean_s is not None:
                 telemetry.time_per_output_chunk.record(timings.tbt_mean_s, attrs)
+
+
+def _identity(record: GenAICall, attrs: dict[str, AttributeValue]) -> None:
+    """What names the call on its span and on every metric point: operation, provider, model, server."""
+    attrs[a.OPERATION_NAME] = record.operation
+    attrs[a.PROVIDER_NAME] = record.provider
+    if record.request_model:
+        attrs[a.REQUEST_MODEL] = record.request_model
+    if record.server_address:
+        attrs[a.SERVER_ADDRESS] = record.server_address
+    if record.server_port:
+        attrs[a.SERVER_PORT] = record.server_port
 
 
 def _response_attributes(record: GenAICall, attrs: dict[str, AttributeValue]) -> None:
