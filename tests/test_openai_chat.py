@@ -340,3 +340,22 @@ def test_stream_ending_cleanly_before_its_finish_reason_is_an_error(otel):
     assert span.status.status_code is trace.StatusCode.ERROR
     assert span.attributes[a.ERROR_TYPE] == "llm_telemetry.IncompleteStreamError"
     assert span.attributes[a.STREAM_END_REASON] == "error"
+
+
+def test_stall_threshold_and_per_chunk_events_are_configurable(otel, client, fake_provider, settings_env):
+    settings_env({"LLM_TELEMETRY_STREAM_STALL_THRESHOLD_S": "0.1", "LLM_TELEMETRY_STREAM_CHUNK_EVENTS": "true",
+                  "LLM_TELEMETRY_STREAM_PER_CHUNK_METRIC": "true"})
+    from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
+
+    OpenAIInstrumentor().uninstrument()
+    OpenAIInstrumentor().instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    fake_provider.enqueue(Behaviour(chunks=["a", "b", "c", "d"], inter_token_delay_s=0.01, stalls={2: 0.2}))
+    for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
+        pass
+    span = only_span(otel)
+    chunk_events = [e for e in span.events if e.name == a.EVENT_CHUNK]
+    assert [e.attributes[a.EVENT_CHUNK_INDEX] for e in chunk_events] == [0, 1, 2, 3]
+    stalls = [e for e in span.events if e.name == a.EVENT_STALL]
+    assert len(stalls) == 1 and stalls[0].attributes[a.EVENT_STALL_CHUNK_INDEX] == 2
+    per_chunk = otel.metrics()[a.METRIC_TIME_PER_OUTPUT_CHUNK]
+    assert sum(p.count for p in per_chunk) == 3  # one point per gap between 4 chunks
