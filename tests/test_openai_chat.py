@@ -359,3 +359,17 @@ def test_stall_threshold_and_per_chunk_events_are_configurable(otel, client, fak
     assert len(stalls) == 1 and stalls[0].attributes[a.EVENT_STALL_CHUNK_INDEX] == 2
     per_chunk = otel.metrics()[a.METRIC_TIME_PER_OUTPUT_CHUNK]
     assert sum(p.count for p in per_chunk) == 3  # one point per gap between 4 chunks
+
+
+def test_attribution_set_upstream_as_baggage_is_honoured(otel, client):
+    from opentelemetry import baggage, context
+
+    ctx = baggage.set_baggage("user.id", "u-upstream", context=baggage.set_baggage("llm_telemetry.feature", "search"))
+    token = context.attach(ctx)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        context.detach(token)
+    attrs = only_span(otel).attributes
+    assert attrs[a.USER_ID] == "u-upstream"
+    assert attrs[a.FEATURE] == "search"
