@@ -106,3 +106,14 @@ def reference_us() -> float:
             sum(range(1000))
         samples.append((time.thread_time() - start) / 500 * 1e6)
     return statistics.median(samples)
+
+
+def paired(values: Sequence[float], baseline: Sequence[float]) -> tuple[float, float]:
+    """Median of the per-round ratios and of the per-round differences to the baseline measured in the same round.
+
+    Pairing by round cancels most of the machine's drift (shared CPU, frequency changes) that separate
+    medians of each mode would keep.
+    """
+    ratios = [v / b for v, b in zip(values, baseline, strict=True)]
+    diffs = [v - b for v, b in zip(values, baseline, strict=True)]
+    return statistics.median(ratios), statistics.median(diffs)

@@ -14,9 +14,9 @@ exporter) and meter provider (in-memory reader). Peers that are not installed ar
 
 Peers belong in a scratch venv, never in the project's::
 
-    python3 -m venv /work/peers-venv
-    /work/peers-venv/bin/pip install -e '.[dev]' opentelemetry-instrumentation-genai-openai opentelemetry-instrumentation-openai
-    /work/peers-venv/bin/python benchmarks/bench_peers.py [--rounds 7] [--calls 300] [--chunks 400] [--only openai|anthropic]
+    python3 -m venv ../peers-venv
+    ../peers-venv/bin/pip install -e '.[dev]' opentelemetry-instrumentation-genai-openai opentelemetry-instrumentation-openai
+    ../peers-venv/bin/python benchmarks/bench_peers.py [--rounds 7] [--calls 300] [--chunks 400] [--only openai|anthropic]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import wrapt
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import NullSpanExporter, cpu_seconds, interleaved, load_average, median, provider_process, row, summary_line
+from _common import NullSpanExporter, cpu_seconds, interleaved, load_average, median, paired, provider_process, reference_us, summary_line
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -296,19 +296,21 @@ def run_sdk(sdk: str, modes: list[Mode], targets: list[tuple[Any, str]], args: a
         if mode.tracer_provider is not None:
             mode.tracer_provider.shutdown()
 
-    bare_call, bare_chunk = median(results["bare"]["call_us"]), median(results["bare"]["chunk_us"])
-    print(f"{sdk}: per non-streaming call (CPU µs, ratio to uninstrumented, spans per call)")
+    print(f"{sdk}: per non-streaming call (CPU µs: median; ratio and added: medians of per-round pairs with the uninstrumented SDK)")
     summary: dict[str, Any] = {}
     for mode in modes:
         c = median(results[mode.key]["call_us"])
+        ratio, added = paired(results[mode.key]["call_us"], results["bare"]["call_us"])
         spans = mode.exporter.exported / mode.calls_made
-        print(row(mode.label, c, None if mode.key == "bare" else bare_call) + f"  +{c - bare_call:8.2f} µs  {spans:.2f} span/call")
-        summary[mode.key] = {"call_us": round(c, 2), "call_ratio": round(c / bare_call, 3), "spans_per_call": round(spans, 3)}
-    print(f"{sdk}: per streamed chunk (CPU µs, slope between 10 and {10 + args.chunks} chunks)")
+        print(f"  {mode.label:58} {c:9.1f} µs  {ratio:5.2f}x  +{added:7.1f} µs  {spans:.2f} span/call")
+        summary[mode.key] = {"call_us": round(c, 1), "call_ratio": round(ratio, 3), "call_added_us": round(added, 1),
+                             "spans_per_call": round(spans, 3)}
+    print(f"{sdk}: per streamed chunk (CPU µs, slope between 10 and {10 + args.chunks} chunks; same pairing)")
     for mode in modes:
         k = median(results[mode.key]["chunk_us"])
-        print(row(mode.label, k, None if mode.key == "bare" else bare_chunk) + f"  +{k - bare_chunk:8.2f} µs")
-        summary[mode.key].update(chunk_us=round(k, 2), chunk_ratio=round(k / bare_chunk, 3))
+        ratio, added = paired(results[mode.key]["chunk_us"], results["bare"]["chunk_us"])
+        print(f"  {mode.label:58} {k:9.1f} µs  {ratio:5.2f}x  +{added:7.1f} µs")
+        summary[mode.key].update(chunk_us=round(k, 1), chunk_ratio=round(ratio, 3), chunk_added_us=round(added, 1))
     spread = {m.key: (min(results[m.key]["call_us"]), max(results[m.key]["call_us"])) for m in modes}
     print(f"{sdk}: per-call min..max over rounds: " + ", ".join(f"{k} {lo:.0f}..{hi:.0f}" for k, (lo, hi) in spread.items()))
     return summary
@@ -322,10 +324,11 @@ def main() -> None:
     parser.add_argument("--only", choices=("openai", "anthropic"), default=None)
     args = parser.parse_args()
 
-    print(f"load average before: {load_average()}")
+    reference = reference_us()
+    print(f"load average before: {load_average()}; reference sum(range(1000)) = {reference:.1f} µs CPU")
     print(f"openai {version('openai')}, anthropic {version('anthropic')}, opentelemetry-sdk {version('opentelemetry-sdk')}; "
           f"median of {args.rounds} interleaved rounds, {args.calls} calls + 2x{max(args.calls // 10, 10)} streams per mode per round")
-    summary: dict[str, Any] = {"rounds": args.rounds}
+    summary: dict[str, Any] = {"rounds": args.rounds, "calls": args.calls, "chunks": args.chunks, "reference_us": round(reference, 2)}
     with provider_process() as base_url:
         if args.only in (None, "openai"):
             try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import logging
 import os
 import sys
@@ -35,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import NullSpanExporter, interleaved, load_average, median, summary_line
+from _common import NullSpanExporter, interleaved, load_average, median, paired, reference_us, summary_line
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -63,6 +64,7 @@ INPUT_LABELS = {
     "foreign": "foreign span, legacy attributes, 2 kB content stripped",
 }
 USERS = 16
+_DB_NUMBERS = itertools.count()
 
 _SENTENCE = ("The invoice was issued on 3 April 2025 and is payable within thirty days of receipt; the supplier "
              "confirmed the amounts, the tax rate and the delivery address in the attached summary. ")
@@ -163,14 +165,19 @@ def make_pools(n: int, name: str, attrs: Mapping[str, Any], record: GenAICall) -
 
 
 def bench_settings(chain: Sequence[str], db_dir: str) -> Settings:
-    """Settings loaded the real way; budgets large enough never to alert, no judge, a scratch review queue."""
+    """Settings loaded the real way; budgets large enough never to alert, no judge, a scratch review queue.
+
+    Each pipeline gets its own review-queue file, as an app has one pipeline: several pipelines writing
+    flagged items into one SQLite file at benchmark rates contend for its write lock.
+    """
+    db_file = os.path.join(db_dir, f"review-{next(_DB_NUMBERS)}.db")
     return load_settings({
         "LLM_TELEMETRY_PIPELINE_ENRICHERS": ",".join(chain) or "cost",
         "LLM_TELEMETRY_PIPELINE_WORKER_QUEUE_SIZE": "100000",
         "LLM_TELEMETRY_BUDGET_DAILY_USD": "1000000",
         "LLM_TELEMETRY_BUDGET_USER_HOURLY_USD": "100000",
         "LLM_TELEMETRY_JUDGE_CALLABLE": "none",
-        "LLM_TELEMETRY_REVIEW_DB_PATH": os.path.join(db_dir, "review.db"),
+        "LLM_TELEMETRY_REVIEW_DB_PATH": db_file,
     })
 
 
@@ -245,7 +252,8 @@ def main() -> None:
     # The pipeline logs once per foreign scope that it stripped content: expected here, not news.
     logging.getLogger("llm_telemetry.processors.pipeline").setLevel(logging.ERROR)
 
-    print(f"load average before: {load_average()}")
+    reference = reference_us()
+    print(f"load average before: {load_average()}; reference sum(range(1000)) = {reference:.1f} µs CPU")
     name, attrs, record = captured_call()
     pools = make_pools(args.spans, name, attrs, record)
     if args.spans > side_channel._capacity // 2:
@@ -278,25 +286,29 @@ def main() -> None:
         for processor in chains.values():
             processor.shutdown()
 
-    report(args, replay, e2e, stats)
+    report(args, replay, e2e, stats, reference)
 
 
 def report(args: argparse.Namespace, replay: Mapping[str, Mapping[str, list[float]]], e2e: Mapping[str, Mapping[str, list[float]]],
-           stats: Mapping[str, Mapping[str, Any]]) -> None:
-    print(f"median of {args.rounds} interleaved rounds, {args.spans} spans per sample; this thread's CPU per on_end")
-    summary: dict[str, Any] = {"rounds": args.rounds, "replay_us_per_span": {}, "replay_added_us": {}}
+           stats: Mapping[str, Mapping[str, Any]], reference: float) -> None:
+    print(f"median of {args.rounds} interleaved rounds, {args.spans} spans per sample; this thread's CPU per on_end "
+          "(added and ratio: medians of per-round pairs with the baseline)")
+    summary: dict[str, Any] = {
+        "rounds": args.rounds, "spans": args.spans, "reference_us": round(reference, 2), "replay_us_per_span": {}, "replay_added_us": {},
+    }
     for key in INPUTS:
         print(f"{INPUT_LABELS[key]}:")
-        base = median(replay[f"baseline|{key}"]["us"])
+        base = replay[f"baseline|{key}"]["us"]
         for chain, names in CHAINS.items():
-            us = median(replay[f"{chain}|{key}"]["us"])
             spread = replay[f"{chain}|{key}"]["us"]
+            us = median(spread)
+            ratio, added_us = paired(spread, base)
             label = "pipeline, no enrichers (baseline)" if not names else f"[{', '.join(names)}]"
-            added = "" if not names else f"  +{us - base:6.2f} µs added  {us / base:5.2f}x"
+            added = "" if not names else f"  +{added_us:6.2f} µs added  {ratio:5.2f}x"
             print(f"  {label:38} {us:7.2f} µs/span  ({1e6 / us:>9,.0f} spans/s){added}   min..max {min(spread):.2f}..{max(spread):.2f}")
             summary["replay_us_per_span"][f"{chain}|{key}"] = round(us, 3)
             if names:
-                summary["replay_added_us"][f"{chain}|{key}"] = round(us - base, 3)
+                summary["replay_added_us"][f"{chain}|{key}"] = round(added_us, 3)
     print("end to end through a TracerProvider (start span, publish record, end, batch → null exporter):")
     labels = {"no_pipeline": "no pipeline (BatchSpanProcessor only)", "baseline": "pipeline, no enrichers",
               "cost_budget_safety": "pipeline [cost, budget, safety]"}
