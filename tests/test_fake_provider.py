@@ -9,35 +9,17 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import Iterator
 
 import anthropic
 import httpx2
 import openai
 import pytest
-from _fake_provider_helpers import MESSAGES, anthropic_client, async_anthropic_client, async_openai_client, openai_client
+from _fake_provider_helpers import MESSAGES, async_anthropic_client, async_openai_client
 
 from llm_telemetry.fake_provider import Behaviour, FakeProvider, embedding_vector
 
 CUT_ERRORS = (anthropic.APIConnectionError, httpx2.RemoteProtocolError, httpx2.ReadError)
 
-
-@pytest.fixture
-def fp() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
-
-
-@pytest.fixture
-def oai(fp: FakeProvider) -> Iterator[openai.OpenAI]:
-    with openai_client(fp) as client:
-        yield client
-
-
-@pytest.fixture
-def claude(fp: FakeProvider) -> Iterator[anthropic.Anthropic]:
-    with anthropic_client(fp) as client:
-        yield client
 
 
 # --- OpenAI Chat Completions ------------------------------------------------------------------------

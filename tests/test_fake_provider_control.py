@@ -13,33 +13,13 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 
 import anthropic
 import openai
 import pytest
-from _fake_provider_helpers import MESSAGES, anthropic_client, openai_client
+from _fake_provider_helpers import MESSAGES, openai_client
 
 from llm_telemetry.fake_provider import BEHAVIOUR_HEADER, Behaviour, FakeProvider
-
-
-@pytest.fixture
-def fp() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
-
-
-@pytest.fixture
-def oai(fp: FakeProvider) -> Iterator[openai.OpenAI]:
-    with openai_client(fp) as client:
-        yield client
-
-
-@pytest.fixture
-def claude(fp: FakeProvider) -> Iterator[anthropic.Anthropic]:
-    with anthropic_client(fp) as client:
-        yield client
-
 
 # --- Behaviour ----------------------------------------------------------------------------------
 
