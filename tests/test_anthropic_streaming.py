@@ -63,7 +63,7 @@ def test_stall_is_an_event_at_its_chunk(otel, anthropic_client, fake_provider):
     stalls = [e for e in span.events if e.name == a.EVENT_STALL]
     assert len(stalls) == 1
     assert stalls[0].attributes[a.EVENT_STALL_CHUNK_INDEX] == 3
-    assert 0.7 <= stalls[0].attributes[a.EVENT_STALL_SECONDS] < 0.9
+    assert 0.65 <= stalls[0].attributes[a.EVENT_STALL_SECONDS] < 0.9  # 0.71 injected; receipt jitter
     assert span.attributes[a.STREAM_STALL_COUNT] == 1
     (stall_points,) = otel.metrics()[a.METRIC_STREAM_STALLS]
     assert stall_points.value == 1

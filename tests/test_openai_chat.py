@@ -160,7 +160,7 @@ def test_streaming_ttft_tbt_and_stall_match_the_injected_delays(otel, client, fa
     attrs = span.attributes
     assert 0.25 <= attrs[a.RESPONSE_TIME_TO_FIRST_CHUNK] < 0.45
     assert attrs[a.STREAM_CHUNK_COUNT] == 6
-    assert 0.04 <= attrs[a.STREAM_TBT_P50] < 0.08
+    assert 0.03 <= attrs[a.STREAM_TBT_P50] < 0.08  # 0.04 injected; receipt jitter either way
     assert 0.6 <= attrs[a.STREAM_TBT_MAX] < 0.8
     assert attrs[a.STREAM_STALL_COUNT] == 1
     assert attrs[a.STREAM_END_REASON] == "completed"
