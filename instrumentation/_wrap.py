@@ -54,21 +54,11 @@ def start_call(operation: Operation, telemetry: Telemetry, instance: Any, kwargs
         return None
 
 
-def _finish_sync(operation: Operation, call: CallSpan, result: Any) -> Any:
+def _finish(operation: Operation, call: CallSpan, result: Any, stream_types: tuple[type, ...], proxy: type) -> Any:
+    """The SDK returned: wrap a stream in ``proxy`` (the span ends with the stream), else read the response and end."""
     try:
-        if isinstance(result, operation.stream_types):
-            return TracedStream(result, call, operation.observer(call))
-        operation.read_response(call, result)
-    except Exception:
-        logger.warning("llm-telemetry: could not read a GenAI response", exc_info=True)
-    call.end()
-    return result
-
-
-def _finish_async(operation: Operation, call: CallSpan, result: Any) -> Any:
-    try:
-        if isinstance(result, operation.async_stream_types):
-            return TracedAsyncStream(result, call, operation.observer(call))
+        if isinstance(result, stream_types):
+            return proxy(result, call, operation.observer(call))
         operation.read_response(call, result)
     except Exception:
         logger.warning("llm-telemetry: could not read a GenAI response", exc_info=True)
@@ -87,7 +77,7 @@ def sync_wrapper(operation: Operation, telemetry: Telemetry) -> Callable[..., An
         except BaseException as error:
             call.end(error)
             raise
-        return _finish_sync(operation, call, result)
+        return _finish(operation, call, result, operation.stream_types, TracedStream)
 
     return wrapper
 
@@ -103,6 +93,6 @@ def async_wrapper(operation: Operation, telemetry: Telemetry) -> Callable[..., A
         except BaseException as error:
             call.end(error)
             raise
-        return _finish_async(operation, call, result)
+        return _finish(operation, call, result, operation.async_stream_types, TracedAsyncStream)
 
     return wrapper
