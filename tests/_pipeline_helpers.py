@@ -27,6 +27,18 @@ from llm_telemetry.processors.pipeline import EnrichingSpanProcessor
 from llm_telemetry.side_channel import SideChannel
 
 
+def metric_points(reader: InMemoryMetricReader, metric: str) -> list[tuple[dict[str, Any], float]]:
+    """(attributes, value) of every data point of ``metric`` in one collection of ``reader``."""
+    out: list[tuple[dict[str, Any], float]] = []
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                if m.name == metric:
+                    out.extend((dict(p.attributes), p.value) for p in m.data.data_points)
+    return out
+
+
 def settings_from(env: Mapping[str, str] | None = None) -> Settings:
     """Settings loaded the real way, from a dict standing in for the environment."""
     return load_settings(dict(env or {}))
@@ -94,14 +106,7 @@ class PipelineEnv:
 
     def points(self, metric: str) -> list[tuple[dict[str, Any], float]]:
         """(attributes, value) of every data point of ``metric`` in one collection."""
-        out: list[tuple[dict[str, Any], float]] = []
-        data = self.reader.get_metrics_data()
-        for rm in data.resource_metrics if data else ():
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    if m.name == metric:
-                        out.extend((dict(p.attributes), p.value) for p in m.data.data_points)
-        return out
+        return metric_points(self.reader, metric)
 
     def close(self) -> None:
         self.tracer_provider.shutdown()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _pipeline_helpers import metric_points
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -99,14 +100,8 @@ class SafetyEnv:
         return [s for s in self.exporter.get_finished_spans() if name is None or s.name == name]
 
     def points(self, metric: str) -> list[tuple[dict[str, Any], float]]:
-        out: list[tuple[dict[str, Any], float]] = []
-        data = self.reader.get_metrics_data()
-        for rm in data.resource_metrics if data else ():
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    if m.name == metric:
-                        out.extend((dict(p.attributes), p.value) for p in m.data.data_points)
-        return out
+        """(attributes, value) of every data point of ``metric`` in one collection."""
+        return metric_points(self.reader, metric)
 
     def flush(self) -> None:
         assert self.worker.flush(10.0), "background worker did not drain"
