@@ -57,6 +57,10 @@ class GenAICall:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     output_tokens_estimated: bool = False
+    input_tokens_estimated: bool = False
+    """True when ``input_tokens`` is our estimate (a stream that reported no usage), not the provider's count."""
+    system_fingerprint: str | None = None
+    """OpenAI's ``system_fingerprint``: the backend configuration that served the call (model-version watch)."""
     duration_s: float | None = None
     timings: StreamTimings | None = None
     error_type: str | None = None
@@ -71,6 +75,13 @@ class GenAICall:
     system_instructions: str | None = None
     input_messages: list[dict[str, Any]] | None = None
     output_text: str | None = None
+    trace_id: int = 0
+    span_id: int = 0
+    """The span's identity (0 when unknown). Set for every call, sampled or not: alerts cite example trace ids."""
+    start_time_ns: int | None = None
+    end_time_ns: int | None = None
+    """Wall-clock start/end of the call (ns since the epoch). Windows (budgets, drift) use the call's time,
+    not the time the pipeline happened to see it: a gateway may receive spans late or replayed."""
     source: str = "llm_telemetry"
     """Who produced the span: ``llm_telemetry`` (side channel) or ``attributes`` (rebuilt)."""
     extra: dict[str, Any] = field(default_factory=dict)
