@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from llm_telemetry import __version__
 from llm_telemetry import attributes as a
-from llm_telemetry.config import ConfigError, Settings, get_settings
+from llm_telemetry.config import ConfigError, Settings, get_settings, load_settings_leniently, set_settings
 from llm_telemetry.exporters.resilient import (
     REASON_FAILED,
     REASON_SKIPPED,
@@ -188,18 +188,13 @@ def configure(
       CLI path) print it to stderr and carry on without the part that is broken — never break the app.
     """
     if settings is None:
-        try:
+        if strict:
             settings = get_settings()
-        except ConfigError as exc:
-            if strict:
-                raise
-            _report(f"{exc}. Spans are exported without llm-telemetry's processors until this is fixed")
-            settings = Settings()
-            use_pipeline = False
-        else:
-            use_pipeline = True
-    else:
-        use_pipeline = True
+        else:  # a bad value costs at most the part it belongs to: it falls back to its default, reported
+            settings, problems = load_settings_leniently()
+            for problem in problems:
+                _report(problem)
+            set_settings(settings)
     export = settings.export
 
     attrs: dict[str, Any] = {"telemetry.distro.name": DISTRO_NAME, "telemetry.distro.version": __version__}
@@ -254,7 +249,7 @@ def configure(
         sink = SynchronousMultiSpanProcessor()
         for processor in export_processors:
             sink.add_span_processor(processor)
-    pipeline = _pipeline(sink, settings, meter_provider, tracer_provider, strict) if use_pipeline else None
+    pipeline = _pipeline(sink, settings, meter_provider, tracer_provider, strict, connect=set_global)
     tracer_provider.add_span_processor(pipeline if pipeline is not None else sink)
 
     logger_provider = _logger_provider(choose("logs") if os.environ.get("OTEL_LOGS_EXPORTER") else [], resource, settings,
@@ -304,13 +299,23 @@ def _build(choice: ExporterChoice, strict: bool) -> Any | None:
 
 
 def _pipeline(
-    sink: SpanProcessor, settings: Settings, meter_provider: MeterProvider, tracer_provider: TracerProvider, strict: bool
+    sink: SpanProcessor, settings: Settings, meter_provider: MeterProvider, tracer_provider: TracerProvider, strict: bool,
+    *, connect: bool,
 ) -> SpanProcessor | None:
-    """The enrichment pipeline in front of ``sink``, or None (reported) if it cannot be built: spans still flow."""
-    try:
-        from llm_telemetry.processors.pipeline import build_pipeline
+    """The enrichment pipeline in front of ``sink``, or None (reported) if it cannot be built: spans still flow.
 
-        return build_pipeline(sink, settings, meter_provider=meter_provider, tracer_provider=tracer_provider)
+    With ``connect``, its chain also becomes the process-wide one our instrumentation hands every call to.
+    """
+    try:
+        from llm_telemetry.processors.chain import build_chain, set_default_chain
+        from llm_telemetry.processors.pipeline import build_pipeline
+        from llm_telemetry.side_channel import side_channel
+
+        chain = build_chain(settings, meter_provider, tracer_provider, strict=strict)
+        if connect:
+            set_default_chain(chain)
+            side_channel.connect(chain)
+        return build_pipeline(sink, settings, chain=chain)
     except ConfigError as exc:
         if strict:
             raise

@@ -25,7 +25,7 @@ from opentelemetry.util.types import AttributeValue
 from llm_telemetry import attributes as a
 from llm_telemetry.attribution import current_attribution
 from llm_telemetry.record import GenAICall, StreamTimings
-from llm_telemetry.side_channel import side_channel
+from llm_telemetry.side_channel import attach, side_channel
 
 from ._content import content_attributes
 from ._telemetry import Telemetry
@@ -49,7 +49,7 @@ def error_type(error: BaseException) -> str:
 class CallSpan:
     """One GenAI call: its record, its span, its start clocks, and the guarantee that it ends once."""
 
-    __slots__ = ("_end_lock", "_ended", "record", "span", "start_ns", "t0", "telemetry")
+    __slots__ = ("_end_lock", "_ended", "record", "request_attributes", "span", "start_ns", "t0", "telemetry")
 
     def __init__(self, telemetry: Telemetry, record: GenAICall, request_attributes: dict[str, AttributeValue]) -> None:
         self.t0 = time.perf_counter()
@@ -64,7 +64,10 @@ class CallSpan:
             attrs[name] = value
             setattr(record, _ATTRIBUTION_FIELDS[name], value)
         name = f"{record.operation} {record.request_model}" if record.request_model else record.operation
+        self.request_attributes = attrs
         self.span: Span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=self.start_ns)
+        ctx = self.span.get_span_context()
+        record.trace_id, record.span_id, record.start_time_ns = ctx.trace_id, ctx.span_id, self.start_ns
 
     def activate(self) -> _Current:
         """Make the span current while the SDK sends the request, so HTTP client spans are its children."""
@@ -123,10 +126,11 @@ class CallSpan:
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, record.error_type))
         self._record_metrics(record, chunk_times)
-        ctx = span.get_span_context()
-        if span.is_recording():
-            side_channel.publish((ctx.trace_id, ctx.span_id), record)
-        span.end(end_time=self.start_ns + int(record.duration_s * 1e9))
+        end_ns = record.end_time_ns = self.start_ns + int(record.duration_s * 1e9)
+        # Every call is measured, sampled or not; the record is not touched again after this hand-off.
+        # What comes back is set on the still-open span, so any configurator's exporters carry it.
+        attach(side_channel.publish(record, {**self.request_attributes, **attrs}), span, end_ns)
+        span.end(end_time=end_ns)
 
     def _stream_timing(
         self, record: GenAICall, attrs: dict[str, AttributeValue], times: Sequence[float], end_reason: str | None

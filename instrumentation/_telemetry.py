@@ -38,7 +38,7 @@ def build_telemetry(
     meter_provider: MeterProvider | None = None,
     settings: Settings | None = None,
 ) -> Telemetry:
-    settings = settings or get_settings()
+    settings = settings or get_settings(lenient=True)
     tracer = get_tracer(scope, __version__, tracer_provider, schema_url=SCHEMA_URL)
     meter = get_meter(scope, __version__, meter_provider, schema_url=SCHEMA_URL)
     return Telemetry(

@@ -62,10 +62,15 @@ class WindowClock:
         now = self._clock()
         return now.replace(tzinfo=self.tz) if now.tzinfo is None else now
 
-    def tick(self) -> float:
-        """The current time (epoch seconds), rolling ``day`` / ``hour`` when it left them."""
+    def tick(self, at_ts: float | None = None) -> float:
+        """The current time (epoch seconds), rolling ``day`` / ``hour`` when it left them.
+
+        ``at_ts``: the call's own end time, used when no test clock is set — windows follow the call's time,
+        not the time the pipeline processed it (a gateway may see calls late or replayed). Windows never
+        roll back: a call older than the current window is counted in it (a closed window's spend is gone).
+        """
         if self._clock is None:
-            ts = time.time()
+            ts = time.time() if at_ts is None else max(at_ts, self.hour.start_ts)
             now = None
         else:
             now = self._now_datetime()

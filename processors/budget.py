@@ -26,7 +26,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from llm_telemetry import attributes as a
@@ -128,12 +127,12 @@ class BudgetEnricher:
 
     # --- the hot path ---------------------------------------------------------------------------------
 
-    def enrich(self, call: GenAICall, span: ReadableSpan, enrichments: Enrichment) -> Enrichment | None:
+    def enrich(self, call: GenAICall, attributes: Mapping[str, AttributeValue], enrichments: Enrichment) -> Enrichment | None:
         cost = enrichments.attributes.get(a.COST_TOTAL_USD)
         if not isinstance(cost, (int, float)):
             if enrichments.attributes.get(a.COST_UNKNOWN_MODEL):
                 with self._lock:
-                    self._roll()
+                    self._roll(call.end_time_ns)
                     self._unpriced += 1
             return None
         with self._lock:
@@ -142,8 +141,8 @@ class BudgetEnricher:
             return None
         return Enrichment(events=[self._report(crossing) for crossing in crossings])
 
-    def _roll(self) -> float:
-        ts = self._windows.tick()
+    def _roll(self, end_time_ns: int | None = None) -> float:
+        ts = self._windows.tick(None if end_time_ns is None else end_time_ns / 1e9)
         day = self._windows.day
         if day.start_ts != self._day_start_ts:
             self._day_start_ts = day.start_ts
@@ -156,7 +155,7 @@ class BudgetEnricher:
         return ts
 
     def _add(self, call: GenAICall, cost: float) -> list[Crossing] | None:
-        self._roll()
+        self._roll(call.end_time_ns)
         s = self.settings
         crossings: list[Crossing] | None = None
         self._requests += 1

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.util.types import AttributeValue
 
 from llm_telemetry import attributes as a
 from llm_telemetry.config import env_var
@@ -97,7 +97,7 @@ class CostEnricher:
             price = self.pricing.resolve(call.request_model)
         return price
 
-    def enrich(self, call: GenAICall, span: ReadableSpan, enrichments: Enrichment) -> Enrichment | None:
+    def enrich(self, call: GenAICall, attributes: Mapping[str, AttributeValue], enrichments: Enrichment) -> Enrichment | None:
         input_tokens = call.input_tokens
         output_tokens = call.output_tokens
         if input_tokens is None and output_tokens is None:

@@ -24,7 +24,6 @@ from opentelemetry.trace import SpanKind, Tracer
 from llm_telemetry.config import Settings, load_settings
 from llm_telemetry.processors.base import BackgroundWorker, Enricher
 from llm_telemetry.processors.pipeline import EnrichingSpanProcessor
-from llm_telemetry.side_channel import SideChannel
 
 
 def metric_points(reader: InMemoryMetricReader, metric: str) -> list[tuple[dict[str, Any], float]]:
@@ -79,7 +78,6 @@ class PipelineEnv:
     exporter: InMemorySpanExporter
     recorder: RecordingProcessor
     processor: EnrichingSpanProcessor
-    channel: SideChannel
 
     @property
     def tracer(self) -> Tracer:
@@ -118,7 +116,6 @@ def make_env(
     settings: Settings | None = None,
     *,
     worker: BackgroundWorker | None = None,
-    channel: SideChannel | None = None,
     span_limits: SpanLimits | None = None,
 ) -> PipelineEnv:
     """A pipeline whose enrichers are built by ``enrichers(meter, worker)`` with the env's own meter."""
@@ -127,16 +124,14 @@ def make_env(
     meter_provider = MeterProvider(metric_readers=[reader])
     meter = meter_provider.get_meter("llm_telemetry.processors")
     worker = worker if worker is not None else BackgroundWorker(settings.pipeline.worker_queue_size)
-    channel = channel if channel is not None else SideChannel()
     exporter = InMemorySpanExporter()
     recorder = RecordingProcessor(SimpleSpanProcessor(exporter))
     processor = EnrichingSpanProcessor(
         recorder, enrichers(meter, worker) if enrichers else [], settings=settings, worker=worker, meter=meter,
-        channel=channel,
     )
     tracer_provider = TracerProvider(span_limits=span_limits)
     tracer_provider.add_span_processor(processor)
-    return PipelineEnv(tracer_provider, meter_provider, reader, exporter, recorder, processor, channel)
+    return PipelineEnv(tracer_provider, meter_provider, reader, exporter, recorder, processor)
 
 
 @dataclass

@@ -9,6 +9,7 @@ fresh `SafetyStats` (the ones `safety_report` reads), so tests do not see each o
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from llm_telemetry.processors.pipeline import EnrichingSpanProcessor
 from llm_telemetry.processors.safety import JudgeVerdict, SafetyEnricher
 from llm_telemetry.processors.safety.report import SafetyStats, current_stats
 from llm_telemetry.record import GenAICall
-from llm_telemetry.side_channel import side_channel
+from llm_telemetry.side_channel import attach
 
 CLEAN_OUTPUT = "The invoice is dated 3 April 2025 and the total is 120 euros, payable within thirty days."
 BLOCKED_OUTPUT = "Sure. Here are instructions for making a pipe bomb from household items."
@@ -87,8 +88,10 @@ class SafetyEnv:
             a.OPERATION_NAME: call.operation, a.PROVIDER_NAME: call.provider, a.REQUEST_MODEL: call.request_model or "m",
         })
         ctx = span.get_span_context()
-        side_channel.publish((ctx.trace_id, ctx.span_id), call)
-        span.end()
+        # What our instrumentation does at the end of a call: measure the record, attach, end.
+        call.trace_id, call.span_id, call.end_time_ns = ctx.trace_id, ctx.span_id, time.time_ns()
+        attach(self.processor.chain.measure(call, dict(span.attributes or {})), span, call.end_time_ns)
+        span.end(end_time=call.end_time_ns)
         return self.exported(ctx.span_id)
 
     def exported(self, span_id: int) -> ReadableSpan:
@@ -104,7 +107,7 @@ class SafetyEnv:
         return metric_points(self.reader, metric)
 
     def flush(self) -> None:
-        assert self.worker.flush(10.0), "background worker did not drain"
+        assert self.processor.chain.flush(10.0), "background lanes did not drain"
 
     def close(self) -> None:
         self.tracer_provider.shutdown()
@@ -121,7 +124,7 @@ def make_env(settings: Settings) -> SafetyEnv:
     tracer_provider = TracerProvider()
     enricher = SafetyEnricher.from_context(EnricherContext(settings, meter, worker, tracer_provider))
     processor = EnrichingSpanProcessor(
-        SimpleSpanProcessor(exporter), [enricher], settings=settings, worker=worker, meter=meter, channel=side_channel,
+        SimpleSpanProcessor(exporter), [enricher], settings=settings, worker=worker, meter=meter,
     )
     tracer_provider.add_span_processor(processor)
     return SafetyEnv(settings, tracer_provider, meter_provider, reader, exporter, worker, processor, enricher, current_stats())

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from _records import records
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -16,12 +17,27 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llm_telemetry.config import load_settings, set_settings
 from llm_telemetry.fake_provider import FakeProvider
+from llm_telemetry.side_channel import side_channel
 
 # No test writes to the user's real review queue (~/.local/state/llm-telemetry/review.db).
 os.environ["LLM_TELEMETRY_REVIEW_DB_PATH"] = os.path.join(tempfile.mkdtemp(prefix="llm-telemetry-tests-"), "review.db")
 
 # Fixture modules of each test area (plain modules in tests/, registered here once).
 pytest_plugins = ["_openai_helpers", "_anthropic_helpers", "_fake_provider_helpers"]
+
+
+@pytest.fixture(autouse=True)
+def _side_channel_tap() -> Iterator[None]:
+    """Unit tests see each published record (``records.take``) and measure only with a chain they connect.
+
+    (The default, auto-built chain is what users get; the subprocess end-to-end tests run it as they do.)
+    """
+    side_channel.connect(None, auto=False)
+    side_channel.add_observer(records)
+    yield
+    side_channel.remove_observer(records)
+    records.clear()
+    side_channel.connect(None, auto=False)
 
 
 @dataclass

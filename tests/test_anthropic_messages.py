@@ -8,12 +8,12 @@ import socket
 import anthropic
 import pytest
 from _anthropic_helpers import API_KEY, MESSAGES, MODEL, SYSTEM, create_kwargs, make_client, only_span
+from _records import records
 from opentelemetry import trace
 
 import llm_telemetry
 from llm_telemetry import attributes as a
 from llm_telemetry.fake_provider import Behaviour
-from llm_telemetry.side_channel import side_channel
 
 pytestmark = pytest.mark.usefixtures("anthropic_instrumented")
 
@@ -61,7 +61,7 @@ def test_cache_tokens_are_added_to_input_tokens(otel, anthropic_client, fake_pro
     assert span.attributes[a.USAGE_INPUT_TOKENS] == 1230
     assert span.attributes[a.USAGE_CACHE_READ_INPUT_TOKENS] == 1000
     assert span.attributes[a.USAGE_CACHE_CREATION_INPUT_TOKENS] == 200
-    record = side_channel.take((span.context.trace_id, span.context.span_id))
+    record = records.take((span.context.trace_id, span.context.span_id))
     assert (record.input_tokens, record.cache_read_tokens, record.cache_write_tokens) == (1230, 1000, 200)
     token_points = otel.metrics()[a.METRIC_TOKEN_USAGE]
     by_type = {p.attributes[a.TOKEN_TYPE]: p.sum for p in token_points}
@@ -92,7 +92,7 @@ def test_content_is_not_exported_by_default_but_reaches_processors(otel, anthrop
     span = only_span(otel)
     assert not set(span.attributes) & a.CONTENT_ATTRIBUTES
     assert all("03/04/2025" not in str(value) for value in span.attributes.values())
-    record = side_channel.take((span.context.trace_id, span.context.span_id))
+    record = records.take((span.context.trace_id, span.context.span_id))
     assert record is not None
     assert record.output_text == "03/04/2025 is 3 April"
     assert record.system_instructions == SYSTEM
@@ -121,7 +121,7 @@ def test_system_as_text_blocks_and_block_content(otel, anthropic_client, fake_pr
         messages=[{"role": "user", "content": [{"type": "text", "text": "Hello"}, {"type": "image", "source": {}}]}],
     )
     span = only_span(otel)
-    record = side_channel.take((span.context.trace_id, span.context.span_id))
+    record = records.take((span.context.trace_id, span.context.span_id))
     assert record.system_instructions == "Rule one.\nRule two."
     assert record.input_messages == [{"role": "user", "parts": [{"type": "text", "content": "Hello"}, {"type": "image"}]}]
 
@@ -131,7 +131,7 @@ def test_one_shot_message_iterable_is_left_to_the_sdk(otel, anthropic_client, fa
     anthropic_client.messages.create(model=MODEL, max_tokens=16, messages=(m for m in MESSAGES))
     assert fake_provider.last_request.json["messages"] == MESSAGES
     span = only_span(otel)
-    assert side_channel.take((span.context.trace_id, span.context.span_id)).input_messages is None
+    assert records.take((span.context.trace_id, span.context.span_id)).input_messages is None
 
 
 def test_attribution_from_baggage(otel, anthropic_client):
@@ -211,7 +211,7 @@ async def test_async_create_and_error(otel, anthropic_aclient, fake_provider):
     ok, failed = otel.spans()
     assert ok.attributes[a.USAGE_INPUT_TOKENS] == 15
     assert ok.attributes[a.RESPONSE_ID] == message.id
-    record = side_channel.take((ok.context.trace_id, ok.context.span_id))
+    record = records.take((ok.context.trace_id, ok.context.span_id))
     assert record.output_text == "async answer"
     assert failed.status.status_code is trace.StatusCode.ERROR
     assert failed.attributes[a.ERROR_TYPE] == f"anthropic.{type(caught.value).__name__}"

@@ -8,12 +8,12 @@ import anthropic
 import httpx2
 import pytest
 from _anthropic_helpers import create_kwargs, only_span
+from _records import records
 from anthropic.lib.streaming import AsyncMessageStream, MessageStream
 from opentelemetry import trace
 
 from llm_telemetry import attributes as a
 from llm_telemetry.fake_provider import Behaviour
-from llm_telemetry.side_channel import side_channel
 
 pytestmark = pytest.mark.usefixtures("anthropic_instrumented")
 
@@ -22,7 +22,7 @@ TEXT = "".join(CHUNKS)
 
 
 def record_of(span):
-    return side_channel.take((span.context.trace_id, span.context.span_id))
+    return records.take((span.context.trace_id, span.context.span_id))
 
 
 def test_text_stream_times_the_request_from_enter(otel, anthropic_client, fake_provider):

@@ -8,11 +8,11 @@ import anthropic
 import httpx2
 import pytest
 from _anthropic_helpers import create_kwargs, only_span
+from _records import records
 from opentelemetry import trace
 
 from llm_telemetry import attributes as a
 from llm_telemetry.fake_provider import Behaviour, anthropic_wire
-from llm_telemetry.side_channel import side_channel
 
 pytestmark = pytest.mark.usefixtures("anthropic_instrumented")
 
@@ -50,7 +50,7 @@ def test_ttft_and_tbt_match_the_injected_delays(otel, anthropic_client, fake_pro
     assert ttft.count == 1 and 0.3 <= ttft.sum <= 0.5
     (tbt,) = points[a.METRIC_TIME_PER_OUTPUT_CHUNK]
     assert tbt.count == 1 and abs(tbt.sum - 0.05) <= 0.03
-    record = side_channel.take((span.context.trace_id, span.context.span_id))
+    record = records.take((span.context.trace_id, span.context.span_id))
     assert record.output_text == "It is 3 April 2025."
     assert record.timings is not None and record.timings.chunk_count == 6
 
@@ -92,7 +92,7 @@ def test_broken_out_of_then_closed_ends_span_once(otel, anthropic_client, fake_p
     assert span.attributes[a.STREAM_END_REASON] == "closed_early"
     assert span.attributes[a.STREAM_CHUNK_COUNT] == 1
     assert span.status.status_code is trace.StatusCode.UNSET
-    assert side_channel.take((span.context.trace_id, span.context.span_id)).output_text == "It "
+    assert records.take((span.context.trace_id, span.context.span_id)).output_text == "It "
 
 
 def test_broken_out_of_and_dropped_ends_span_once(otel, anthropic_client, fake_provider):
@@ -179,7 +179,7 @@ async def test_async_ttft_tbt_and_text(otel, anthropic_aclient, fake_provider):
     assert 0.2 <= span.attributes[a.RESPONSE_TIME_TO_FIRST_CHUNK] <= 0.4
     assert abs(span.attributes[a.STREAM_TBT_MEAN] - 0.04) <= 0.03
     assert span.attributes[a.STREAM_END_REASON] == "completed"
-    assert side_channel.take((span.context.trace_id, span.context.span_id)).output_text == "It is 3 April 2025."
+    assert records.take((span.context.trace_id, span.context.span_id)).output_text == "It is 3 April 2025."
 
 
 async def test_async_left_early_and_closed(otel, anthropic_aclient, fake_provider):

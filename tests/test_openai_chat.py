@@ -10,12 +10,12 @@ import httpx2
 import openai
 import pytest
 from _openai_helpers import MESSAGES
+from _records import records
 from opentelemetry import trace
 
 import llm_telemetry
 from llm_telemetry import attributes as a
 from llm_telemetry.fake_provider import Behaviour
-from llm_telemetry.side_channel import side_channel
 
 pytestmark = pytest.mark.usefixtures("instrumented")
 
@@ -63,7 +63,7 @@ def test_content_is_not_exported_by_default_but_reaches_processors(otel, client,
     span = only_span(otel)
     assert not set(span.attributes) & a.CONTENT_ATTRIBUTES
     assert all("03/04/2025" not in str(v) for v in span.attributes.values())
-    record = side_channel.take((span.context.trace_id, span.context.span_id))
+    record = records.take((span.context.trace_id, span.context.span_id))
     assert record is not None
     assert record.output_text == "03/04/2025 means 3 April"
     assert record.system_instructions == "You extract dates."

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from _records import records
 
 from llm_telemetry import attributes as a
 from llm_telemetry.fake_provider import Behaviour
-from llm_telemetry.side_channel import side_channel
 
 pytestmark = pytest.mark.usefixtures("instrumented")
 
@@ -24,7 +24,7 @@ def test_responses_create(otel, client, fake_provider):
     assert attrs[a.USAGE_CACHE_READ_INPUT_TOKENS] == 10
     assert attrs[a.USAGE_OUTPUT_TOKENS] == 2
     assert attrs[a.RESPONSE_FINISH_REASONS] == ("completed",)
-    record = side_channel.take((span.context.trace_id, span.context.span_id))
+    record = records.take((span.context.trace_id, span.context.span_id))
     assert record.output_text == "Bonjour"
     assert record.system_instructions == "Be brief"
 
@@ -39,7 +39,7 @@ def test_responses_stream(otel, client, fake_provider):
     assert attrs[a.STREAM_CHUNK_COUNT] == 3
     assert 0.2 <= attrs[a.RESPONSE_TIME_TO_FIRST_CHUNK] < 0.4
     assert attrs[a.USAGE_OUTPUT_TOKENS] == 3
-    record = side_channel.take((span.context.trace_id, span.context.span_id))
+    record = records.take((span.context.trace_id, span.context.span_id))
     assert record.output_text == "Bonjour!"
 
 

@@ -53,7 +53,7 @@ def test_build_pipeline_wires_enrichers_metrics_and_export() -> None:
         }
         assert metrics[a.METRIC_COST].unit == "USD"
         reasons = {p.attributes[a.DROPPED_REASON] for p in metrics[a.METRIC_DROPPED].data.data_points}
-        assert {"worker_queue_full", "side_channel_overflow", "enricher_error", "budget_user_evicted"} <= reasons
+        assert {"worker_queue_full", "enricher_error", "budget_user_evicted"} <= reasons
         budget = processor.enrichers[1]
         assert isinstance(budget, BudgetEnricher) and budget.status()["daily"]["spent_usd"] == pytest.approx(0.0009)
     finally:

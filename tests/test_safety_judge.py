@@ -23,6 +23,7 @@ from llm_telemetry.processors.safety import JudgeVerdict, safety_report
 from llm_telemetry.processors.safety.judge import SPAN_NAME, load_judge, sampled
 from llm_telemetry.processors.safety.openai_judge import JudgeAnswerError, load_template, parse_verdict
 from llm_telemetry.processors.safety.review_queue import ReviewQueue
+from llm_telemetry.side_channel import side_channel
 
 FIGHT = "They started a fight outside the bar and someone got hurt."
 
@@ -223,6 +224,7 @@ def test_default_judge_asks_the_model_through_the_instrumented_sdk(
                     LLM_TELEMETRY_JUDGE_MODEL="judge-model")
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=env.tracer_provider, meter_provider=env.meter_provider)
+    side_channel.connect(env.processor.chain)  # our instrumentation hands every call (with its output) to the chain
     try:
         fake_provider.enqueue(
             Behaviour(text=FIGHT),

@@ -1,7 +1,8 @@
 """The safety enricher: screens every GenAI output (and optionally prompt), samples outputs for the judge.
 
-Inline (on the thread that ended the span) it only runs the compiled RE2 screen and counts; writing
-to the review queue and calling the judge are submitted to the `BackgroundWorker`. The matched text
+Inline (on the thread that finished the call) it only runs the compiled RE2 screen and counts; writing
+to the review queue and calling the judge go to their own background lanes (``review``, ``judge``), so a
+slow judge never delays review writes or quality work. The matched text
 goes on the span (``llm_telemetry.safety.matches``) only when content capture is on; the span never
 carries it otherwise, whatever matched. It never changes what the SDK returned: apps that want to
 refuse an output call `llm_telemetry.guard` themselves.
@@ -10,10 +11,11 @@ refuse an output call `llm_telemetry.guard` themselves.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import partial
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from llm_telemetry import attributes as a
@@ -40,6 +42,7 @@ class SafetyEnricher:
         screen: Screen | None,
         worker: BackgroundWorker,
         *,
+        judge_worker: BackgroundWorker | None = None,
         stats: SafetyStats | None = None,
         queue: ReviewQueue | None = None,
         judge: JudgeRunner | None = None,
@@ -49,6 +52,7 @@ class SafetyEnricher:
     ) -> None:
         self._screen = screen
         self._worker = worker
+        self._judge_lane = judge_worker if judge_worker is not None else worker
         self._stats = SafetyStats() if stats is None else stats
         self._review = ReviewWriter(queue, worker.submit) if queue is not None else None
         self._judge = judge if judge_sample_rate > 0 else None
@@ -72,12 +76,12 @@ class SafetyEnricher:
             runner = JudgeRunner(judge_fn, tracer, stats, queue, capture_content=capture)
         register_metrics(context.meter, stats, queue)
         return cls(
-            screen, context.worker, stats=stats, queue=queue, judge=runner,
+            screen, context.lane("review"), judge_worker=context.lane("judge"), stats=stats, queue=queue, judge=runner,
             judge_sample_rate=settings.judge.sample_rate, screen_prompts=settings.safety.screen_prompts,
             capture_content=capture,
         )
 
-    def enrich(self, call: GenAICall, span: ReadableSpan, enrichments: Enrichment) -> Enrichment | None:
+    def enrich(self, call: GenAICall, attributes: Mapping[str, AttributeValue], enrichments: Enrichment) -> Enrichment | None:
         output = call.output_text
         if output is None or in_judge():  # nothing to screen (embeddings, errors), or the judge's own call
             return None
@@ -97,12 +101,11 @@ class SafetyEnricher:
             else:
                 attributes = self._attributes(result)
                 if result.flagged:
-                    self._queue_for_review(call, span, result, output)
-        if self._judge is not None and result.action != "block":
-            context = span.context
-            if context is not None and sampled(context.trace_id, self._judge_rate):
-                attributes[a.SAFETY_JUDGE_SAMPLED] = True
-                self._worker.submit(partial(self._judge.run, context, call.model, call.response_id, call.prompt_text, output))
+                    self._queue_for_review(call, result, output)
+        if self._judge is not None and result.action != "block" and call.trace_id and sampled(call.trace_id, self._judge_rate):
+            attributes[a.SAFETY_JUDGE_SAMPLED] = True
+            context = SpanContext(call.trace_id, call.span_id, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+            self._judge_lane.submit(partial(self._judge.run, context, call.model, call.response_id, call.prompt_text, output))
         return Enrichment(attributes=attributes) if attributes else None
 
     def _attributes(self, result: ScreenResult) -> dict[str, AttributeValue]:
@@ -120,13 +123,12 @@ class SafetyEnricher:
         """Review items that could not be queued or written (read by the pipeline's drop metric)."""
         return {DROP_REVIEW_ITEM: self._review.dropped} if self._review is not None and self._review.dropped else {}
 
-    def _queue_for_review(self, call: GenAICall, span: ReadableSpan, result: ScreenResult, output: str) -> None:
+    def _queue_for_review(self, call: GenAICall, result: ScreenResult, output: str) -> None:
         if self._review is None:
             return
-        context = span.context
         item = NewReviewItem(
-            trace_id=format(context.trace_id, "032x") if context else None,
-            span_id=format(context.span_id, "016x") if context else None,
+            trace_id=format(call.trace_id, "032x") if call.trace_id else None,
+            span_id=format(call.span_id, "016x") if call.span_id else None,
             model=call.model, source="screen", action=result.action, categories=result.categories,
             pattern_ids=result.pattern_ids,
             prompt=call.prompt_text if self._capture else None, output=output if self._capture else None,

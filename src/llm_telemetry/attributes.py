@@ -164,9 +164,14 @@ OwnAttribute = Literal[
     "llm_telemetry.safety.error",
     # drop accounting
     "llm_telemetry.dropped.reason",
+    # pipeline
+    "llm_telemetry.enriched",
 ]
 
 FEATURE: Final = "llm_telemetry.feature"
+ENRICHED: Final = "llm_telemetry.enriched"
+"""Set on a span whose call went through the enricher chain, so no later stage (our span processor, the
+gateway) enriches it twice."""
 STREAM_CHUNK_COUNT: Final = "llm_telemetry.stream.chunk_count"
 STREAM_TBT_MEAN: Final = "llm_telemetry.stream.tbt.mean"
 STREAM_TBT_P50: Final = "llm_telemetry.stream.tbt.p50"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -348,31 +349,58 @@ def _line_of(text: str, section: str, key: str) -> int | None:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build `Settings` from defaults, the config file and the environment; raise `ConfigError` on bad input."""
+    return _load(environ, None)
+
+
+def load_settings_leniently(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """Like `load_settings`, but a bad value falls back to its default and is reported instead of raised.
+
+    Used where a telemetry typo must not cost the telemetry (let alone the app): the setting keeps its
+    (safe) default, and each problem comes back as a message naming the setting, the value, where it came
+    from and what happens until it is fixed.
+    """
+    problems: list[str] = []
+    return _load(environ, problems), problems
+
+
+def _load(environ: Mapping[str, str] | None, problems: list[str] | None) -> Settings:
     env = os.environ if environ is None else environ
+
+    def fail(message: str, consequence: str) -> None:
+        if problems is None:
+            raise ConfigError(message)
+        problems.append(f"{message}; {consequence}")
+
     file_values: dict[str, Any] = {}
     file_text = ""
     file_path: Path | None = None
     if env.get(CONFIG_FILE_ENV, "").strip():
         file_path = Path(env[CONFIG_FILE_ENV].strip()).expanduser()
-        file_values, file_text = _read_file(file_path)
+        try:
+            file_values, file_text = _read_file(file_path)
+        except ConfigError as exc:
+            fail(str(exc), "the file is ignored")
 
     known_sections = {f.name: f for f in fields(Settings)}
-    for section_name, table in file_values.items():
+    for section_name, table in list(file_values.items()):
         if section_name not in known_sections:
-            raise ConfigError(f"{file_path}: unknown section [{section_name}] (known: {', '.join(known_sections)})")
-        if not isinstance(table, dict):
-            raise ConfigError(f"{file_path}: [{section_name}] must be a table of settings")
+            fail(f"{file_path}: unknown section [{section_name}] (known: {', '.join(known_sections)})", "it is ignored")
+            del file_values[section_name]
+        elif not isinstance(table, dict):
+            fail(f"{file_path}: [{section_name}] must be a table of settings", "it is ignored")
+            del file_values[section_name]
 
     sections: dict[str, Any] = {}
     for section_field in fields(Settings):
         section_cls = section_field.default_factory  # type: ignore[misc]
-        section_fields = {f.name: f for f in fields(section_cls())}  # type: ignore[operator]
+        defaults = section_cls()  # type: ignore[operator]
+        section_fields = {f.name: f for f in fields(defaults)}
         table = file_values.get(section_field.name, {})
         for key in table:
             if key not in section_fields:
                 line = _line_of(file_text, section_field.name, key)
                 where = f"{file_path}, line {line}" if line else str(file_path)
-                raise ConfigError(f"{where}: unknown setting {section_field.name}.{key} (known: {', '.join(section_fields)})")
+                fail(f"{where}: unknown setting {section_field.name}.{key} (known: {', '.join(section_fields)})", "it is ignored")
         values: dict[str, Any] = {}
         for key, f in section_fields.items():
             parse = f.metadata["parse"]
@@ -388,7 +416,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             try:
                 values[key] = parse(raw)
             except ValueError as exc:
-                raise ConfigError(f"{section_field.name}.{key} = {raw!r} ({origin}): {exc}") from None
+                fail(f"{section_field.name}.{key} = {raw!r} ({origin}): {exc}",
+                     f"using the default {getattr(defaults, key)!r} until this is fixed")
         sections[section_field.name] = section_cls(**values)  # type: ignore[operator]
     return Settings(**sections)
 
@@ -396,11 +425,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 _settings: Settings | None = None
 
 
-def get_settings() -> Settings:
-    """The process-wide settings, loaded once (at instrumentor/configurator start-up)."""
+def get_settings(*, lenient: bool = False) -> Settings:
+    """The process-wide settings, loaded once (at instrumentor/configurator start-up).
+
+    ``lenient`` (the instrumentors, whatever configurator ran): a bad value falls back to its default and
+    is printed to stderr once, naming the variable — a telemetry typo must not cost the spans.
+    """
     global _settings
     if _settings is None:
-        _settings = load_settings()
+        if lenient:
+            settings, problems = load_settings_leniently()
+            for problem in problems:
+                print(f"llm-telemetry: {problem}.", file=sys.stderr, flush=True)
+            _settings = settings
+        else:
+            _settings = load_settings()
     return _settings
 
 

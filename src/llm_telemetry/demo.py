@@ -151,7 +151,9 @@ def run(otlp: bool = False) -> int:
     from llm_telemetry.fake_provider import FakeProvider
     from llm_telemetry.instrumentation.anthropic import AnthropicInstrumentor
     from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
+    from llm_telemetry.processors.chain import build_chain
     from llm_telemetry.processors.pipeline import build_pipeline
+    from llm_telemetry.side_channel import side_channel
 
     settings = get_settings()
     exporter = InMemorySpanExporter()
@@ -164,9 +166,11 @@ def run(otlp: bool = False) -> int:
     sinks.add_span_processor(SimpleSpanProcessor(exporter))
     if otlp and (processor := _otlp_processor()) is not None:
         sinks.add_span_processor(processor)
-    tracer_provider.add_span_processor(
-        build_pipeline(sinks, settings, meter_provider=meter_provider, tracer_provider=tracer_provider)
-    )
+    # One chain measures every call (our instrumentation hands each call to it before the span ends) and
+    # enriches foreign GenAI spans in the processor.
+    chain = build_chain(settings, meter_provider, tracer_provider)
+    side_channel.connect(chain)
+    tracer_provider.add_span_processor(build_pipeline(sinks, settings, chain=chain))
     instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
@@ -178,6 +182,7 @@ def run(otlp: bool = False) -> int:
         _print_spans(list(exporter.get_finished_spans()))
         _print_metrics(reader)
     finally:
+        side_channel.connect(None)
         for instrumentor in instrumentors:
             instrumentor.uninstrument()
         tracer_provider.shutdown()

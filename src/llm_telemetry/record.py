@@ -36,7 +36,7 @@ class StreamTimings:
     end_reason: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class GenAICall:
     """A finished GenAI call: request, response, usage, timings, attribution and (in-process) content.
 
