@@ -30,7 +30,7 @@ class Run:
     seconds: float
 
 
-def clean_env(**overrides: str) -> dict[str, str]:
+def clean_env(**overrides: str | None) -> dict[str, str]:
     """The test process's environment without any OTEL_* / LLM_TELEMETRY_* setting, plus ``overrides``.
 
     Our OpenAI / Anthropic instrumentors are disabled by default: instrumenting imports both SDKs
@@ -42,18 +42,24 @@ def clean_env(**overrides: str) -> dict[str, str]:
     env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "llm_telemetry_openai,llm_telemetry_anthropic"
     env["OTEL_SERVICE_NAME"] = "sample-app"
     env["PYTHONUNBUFFERED"] = "1"
-    env.update(overrides)
+    for key, value in overrides.items():  # None removes a variable (e.g. no OTEL_PYTHON_DISTRO at all)
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
 def run_instrumented(
-    endpoint: str, script: Path = SAMPLE_APP, env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 60.0
+    endpoint: str, script: Path = SAMPLE_APP, env: Mapping[str, str | None] | None = None, cwd: Path | None = None,
+    timeout: float = 60.0, *, instrument: bool = True,
 ) -> Run:
-    """``opentelemetry-instrument python script`` exporting to ``endpoint``; wall time of the whole process."""
+    """``opentelemetry-instrument python script`` (or plain ``python script``) exporting to ``endpoint``; wall time."""
     full_env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **(env or {}))
     started = time.perf_counter()
+    command = [str(INSTRUMENT), sys.executable, str(script)] if instrument else [sys.executable, str(script)]
     proc = subprocess.run(
-        [str(INSTRUMENT), sys.executable, str(script)],
+        command,
         env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - started)
