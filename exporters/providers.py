@@ -238,7 +238,9 @@ def configure(
         for choice in choose("traces"):
             built = _build(choice, strict)
             if built is not None:
-                wrapped_span = ResilientSpanExporter(built, choice.endpoint, export.timeout_s, export.retry_backoff_s)
+                wrapped_span = ResilientSpanExporter(
+                    built, choice.endpoint, export.timeout_s, export.retry_backoff_s, export.retry_buffer_items,
+                )
                 guards.append(wrapped_span.guard)
                 exporters.append(wrapped_span)
     processor_type = BatchSpanProcessor if batch_spans else SimpleSpanProcessor
@@ -341,7 +343,9 @@ def _logger_provider(
         built = _build(choice, strict)
         if built is None:
             continue
-        wrapped = ResilientLogExporter(built, choice.endpoint, settings.export.timeout_s, settings.export.retry_backoff_s)
+        wrapped = ResilientLogExporter(
+            built, choice.endpoint, settings.export.timeout_s, settings.export.retry_backoff_s, settings.export.retry_buffer_items,
+        )
         guards.append(wrapped.guard)
         provider.add_log_record_processor(BatchLogRecordProcessor(wrapped))
     if os.environ.get(_LOGGING_HANDLER_ENV, "").strip().lower() == "true":

@@ -37,6 +37,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 logger = logging.getLogger(__name__)
 
 Signal = Literal["traces", "metrics", "logs"]
+Outcome = Literal["exported", "failed", "skipped", "abandoned"]
+"""What became of one export: sent; answered with a failure; never sent (circuit open, busy, past the
+shutdown deadline); or still running at the deadline (it may yet arrive: a late success is counted)."""
 REASON_FAILED: Literal["export_failed"] = "export_failed"
 REASON_SKIPPED: Literal["export_skipped"] = "export_skipped"
 _POLL_S = 0.02
@@ -228,13 +231,17 @@ class ExportGuard:
 
     def export(self, export: Callable[[], bool], items: int, timeout_s: float | None = None) -> bool:
         """Run ``export`` (True on success) within the limits, counting ``items`` as exported or dropped."""
+        return self.export_outcome(export, items, timeout_s) == "exported"
+
+    def export_outcome(self, export: Callable[[], bool], items: int, timeout_s: float | None = None) -> Outcome:
+        """Like `export`, but says what happened, so a caller can keep a batch that was never delivered."""
         started = time.monotonic()
         with self._lock:
             if self._busy or started < self._open_until or started >= self._deadline:
                 self._count(skipped_items=items, skipped_batches=1)
                 if self._in_outage:
                     self._outage_dropped += items
-                return False
+                return "skipped"
             self._busy = True
         job = _Job(export, items)
         self._runner.submit(job)
@@ -244,9 +251,10 @@ class ExportGuard:
             if remaining <= 0 or job.done.wait(min(remaining, _POLL_S)):
                 break
         with self._lock:
-            if not job.done.is_set():
+            finished = job.done.is_set()
+            if not finished:
                 job.abandoned = True  # the runner finishes it later; _job_done corrects the counts if it succeeds
-            ok = job.ok and job.done.is_set()
+            ok = job.ok and finished
             if ok:
                 self._count(exported_items=items)
                 recovered, self._in_outage = self._in_outage, False
@@ -266,7 +274,21 @@ class ExportGuard:
                 self.signal, self.endpoint, "" if job.done.is_set() else f" (no answer within {time.monotonic() - started:.2f} s)",
                 self.retry_backoff_s,
             )
-        return ok
+        return "exported" if ok else ("failed" if finished else "abandoned")
+
+    def retain(self, items: int, outcome: Outcome) -> None:
+        """``items`` just counted as dropped (failed or skipped) are kept by the caller for a retry instead."""
+        with self._lock:
+            if outcome == "skipped":
+                self._count(skipped_items=-items)
+            else:
+                self._count(failed_items=-items)
+            self._outage_dropped = max(0, self._outage_dropped - items)
+
+    def drop_retained(self, items: int) -> None:
+        """Kept items the caller finally gives up on (its retry buffer overflowed, or shutdown came)."""
+        with self._lock:
+            self._count(failed_items=items)
 
     def _job_done(self, job: _Job) -> None:
         with self._lock:
@@ -295,18 +317,68 @@ def stop_otlp_retries(exporter: object) -> None:
                 event.set()
 
 
-class ResilientSpanExporter(SpanExporter):
-    """A `SpanExporter` that bounds, circuit-breaks and counts the exports of ``exporter``."""
+class RetryBuffer:
+    """Span or log batches that were never delivered, re-sent in front of the next batch (bounded, counted).
 
-    def __init__(self, exporter: SpanExporter, endpoint: str, timeout_s: float, retry_backoff_s: float) -> None:
+    Why: one slow or failed export opens the circuit for ``export.retry_backoff_s``; without a buffer every
+    batch in that window, and the failed one, would be lost although the backend is only briefly away.
+    Only batches known not to have arrived are kept (failed, or skipped); one abandoned at the deadline
+    may still arrive, so it is not re-sent (no duplicates). Oldest items go first when the buffer is
+    full; they are counted as dropped. Metrics need no buffer: with cumulative temporality (the
+    default) the next export carries the totals.
+    """
+
+    def __init__(self, guard: ExportGuard, max_items: int) -> None:
+        self._guard = guard
+        self._max = max_items
+        self._items: list[Any] = []
+        self._lock = threading.Lock()
+
+    def send(self, batch: Sequence[Any], deliver: Callable[[Sequence[Any]], bool]) -> bool:
+        with self._lock:
+            items, self._items = [*self._items, *batch], []
+        outcome = self._guard.export_outcome(lambda: deliver(items), len(items))
+        if outcome in ("failed", "skipped") and self._max > 0:
+            keep = items[-self._max:]
+            self._guard.retain(len(keep), outcome)
+            with self._lock:
+                self._items = keep + self._items
+                overflow = len(self._items) - self._max
+                if overflow > 0:
+                    del self._items[:overflow]
+                    self._guard.drop_retained(overflow)
+        return outcome == "exported"
+
+    def abandon(self) -> int:
+        """At shutdown: what is still kept is dropped (and counted)."""
+        with self._lock:
+            count, self._items = len(self._items), []
+        if count:
+            self._guard.drop_retained(count)
+        return count
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class ResilientSpanExporter(SpanExporter):
+    """A `SpanExporter` that bounds, circuit-breaks, buffers for retry and counts the exports of ``exporter``."""
+
+    def __init__(
+        self, exporter: SpanExporter, endpoint: str, timeout_s: float, retry_backoff_s: float, retry_buffer_items: int = 2048,
+    ) -> None:
         self.exporter = exporter
         self.guard = ExportGuard("traces", endpoint, timeout_s, retry_backoff_s, lambda: stop_otlp_retries(exporter))
+        self.retry_buffer = RetryBuffer(self.guard, retry_buffer_items)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        ok = self.guard.export(lambda: self.exporter.export(spans) is SpanExportResult.SUCCESS, len(spans))
+        ok = self.retry_buffer.send(spans, lambda batch: self.exporter.export(batch) is SpanExportResult.SUCCESS)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
+        if len(self.retry_buffer):  # one last try within the shutdown deadline
+            self.retry_buffer.send((), lambda batch: self.exporter.export(batch) is SpanExportResult.SUCCESS)
+        self.retry_buffer.abandon()
         self.guard.close()
         _safely(self.exporter.shutdown)
 
@@ -363,17 +435,25 @@ except ImportError:  # pragma: no cover - depends on the installed SDK
 class ResilientLogExporter(_LogExporterBase):  # type: ignore[misc,valid-type]
     """A log record exporter that bounds, circuit-breaks and counts the exports of ``exporter``."""
 
-    def __init__(self, exporter: Any, endpoint: str, timeout_s: float, retry_backoff_s: float) -> None:
+    def __init__(
+        self, exporter: Any, endpoint: str, timeout_s: float, retry_backoff_s: float, retry_buffer_items: int = 2048,
+    ) -> None:
         self.exporter = exporter
         self.guard = ExportGuard("logs", endpoint, timeout_s, retry_backoff_s, lambda: stop_otlp_retries(exporter))
+        self.retry_buffer = RetryBuffer(self.guard, retry_buffer_items)
         self._results = _log_results()
+
+    def _deliver(self, batch: Sequence[Any]) -> bool:
+        return getattr(self.exporter.export(batch), "name", None) == "SUCCESS"
 
     def export(self, batch: Sequence[Any]) -> Any:
         success, failure = self._results
-        ok = self.guard.export(lambda: getattr(self.exporter.export(batch), "name", None) == "SUCCESS", len(batch))
-        return success if ok else failure
+        return success if self.retry_buffer.send(batch, self._deliver) else failure
 
     def shutdown(self) -> None:
+        if len(self.retry_buffer):
+            self.retry_buffer.send((), self._deliver)
+        self.retry_buffer.abandon()
         self.guard.close()
         _safely(self.exporter.shutdown)
 

@@ -202,7 +202,12 @@ class ExportSettings:
     )
     retry_backoff_s: float = _setting(
         5.0, _number(minimum=0.0),
-        "After a failed export, exports are skipped (and counted as dropped) for this long instead of retried.",
+        "After a failed export, exports wait this long (the circuit is open) instead of retrying at once.",
+    )
+    retry_buffer_items: int = _setting(
+        2048, _integer(0),
+        "Spans (and log records) of failed or skipped exports kept and re-sent with the next export; beyond it the "
+        "oldest are dropped and counted. 0: no retry.",
     )
 
 
