@@ -166,10 +166,30 @@ OwnAttribute = Literal[
     "llm_telemetry.dropped.reason",
     # pipeline
     "llm_telemetry.enriched",
+    "llm_telemetry.prompt.fingerprint",
+    # quality alerts (key.* and detail.* are families: key.feature, key.model, detail.pass_rate_before …)
+    "llm_telemetry.alert.name",
+    "llm_telemetry.alert.state",
+    "llm_telemetry.alert.summary",
+    "llm_telemetry.alert.started_at",
+    "llm_telemetry.alert.example_trace_ids",
+    "llm_telemetry.alert.baseline_trace_ids",
 ]
 
 FEATURE: Final = "llm_telemetry.feature"
+ALERT_NAME: Final = "llm_telemetry.alert.name"
+ALERT_STATE: Final = "llm_telemetry.alert.state"
+"""``firing`` when an episode starts, ``resolved`` when it ends."""
+ALERT_SUMMARY: Final = "llm_telemetry.alert.summary"
+ALERT_STARTED_AT: Final = "llm_telemetry.alert.started_at"
+"""Estimated start of the change (ISO 8601, UTC): the first affected call, not when it was noticed."""
+ALERT_EXAMPLE_TRACE_IDS: Final = "llm_telemetry.alert.example_trace_ids"
+ALERT_BASELINE_TRACE_IDS: Final = "llm_telemetry.alert.baseline_trace_ids"
+ALERT_KEY_PREFIX: Final = "llm_telemetry.alert.key."
+ALERT_DETAIL_PREFIX: Final = "llm_telemetry.alert.detail."
 ENRICHED: Final = "llm_telemetry.enriched"
+PROMPT_FINGERPRINT: Final = "llm_telemetry.prompt.fingerprint"
+"""A short keyed hash of the prompt (never the prompt): finds identical prompts sent in a loop."""
 """Set on a span whose call went through the enricher chain, so no later stage (our span processor, the
 gateway) enriches it twice."""
 STREAM_CHUNK_COUNT: Final = "llm_telemetry.stream.chunk_count"
@@ -223,6 +243,7 @@ EventName = Literal[
     "llm_telemetry.chunk",
     "llm_telemetry.budget.crossed",
     "llm_telemetry.safety.judge_verdict",
+    "llm_telemetry.alert",
     "gen_ai.client.inference.operation.details",
 ]
 EVENT_FIRST_TOKEN: Final = "llm_telemetry.first_token"
@@ -231,6 +252,8 @@ EVENT_STREAM_END: Final = "llm_telemetry.stream_end"
 EVENT_CHUNK: Final = "llm_telemetry.chunk"
 EVENT_BUDGET_CROSSED: Final = "llm_telemetry.budget.crossed"
 EVENT_JUDGE_VERDICT: Final = "llm_telemetry.safety.judge_verdict"
+EVENT_ALERT: Final = "llm_telemetry.alert"
+"""A quality alert firing or resolving: span event on the call that decided it, and a log record's event name."""
 EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
 """The semconv event that carries content when capture is EVENT_ONLY / SPAN_AND_EVENT."""
 
@@ -261,6 +284,8 @@ METRIC_REVIEW_QUEUE_SIZE: Final = "llm_telemetry.review.queue_size"
 METRIC_DROPPED: Final = "llm_telemetry.dropped"
 """Everything dropped anywhere (full queues, side-channel overflow, export failures), by reason."""
 METRIC_STREAM_STALLS: Final = "llm_telemetry.stream.stalls"
+METRIC_QUALITY_ALERTS: Final = "llm_telemetry.quality.alerts"
+METRIC_QUALITY_ALERTS_ACTIVE: Final = "llm_telemetry.quality.alerts.active"
 
 # Semconv histogram bucket boundaries.
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)

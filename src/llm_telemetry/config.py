@@ -138,6 +138,19 @@ def _amounts(raw: Any) -> dict[str, float]:
     return {str(name): parse(amount) for name, amount in pairs}  # type: ignore[misc]
 
 
+REPORT_THRESHOLD_METRICS = ("ttft_p95", "ttft_p99", "tbt_p95", "tbt_p99", "duration_p95", "error_rate")
+
+
+def _thresholds(raw: Any) -> dict[str, float]:
+    """``feature.metric=value,...``: per-endpoint thresholds (the source: a chat endpoint is not a batch job)."""
+    values = _amounts(raw)
+    for name in values:
+        feature, _, metric = name.rpartition(".")
+        if not feature or metric not in REPORT_THRESHOLD_METRICS:
+            raise ValueError(f"{name!r} is not feature.metric with metric one of {', '.join(REPORT_THRESHOLD_METRICS)}")
+    return values
+
+
 def _timezone(raw: Any) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -214,11 +227,12 @@ class ExportSettings:
 @dataclass(frozen=True)
 class PipelineSettings:
     enrichers: tuple[str, ...] = _setting(
-        ("cost", "budget", "safety"), _names,
+        ("cost", "budget", "safety", "quality"), _names,
         "Ordered enricher names (entry-point group llm_telemetry_enrichers).",
     )
-    worker_queue_size: int = _setting(1000, _integer(1), "Bound of the background worker queue; overflow is dropped and counted.")
-    side_channel_capacity: int = _setting(4096, _integer(16), "Max records waiting in the in-process side channel.")
+    worker_queue_size: int = _setting(
+        1000, _integer(1), "Bound of each background lane's queue (judge, review, quality); overflow is dropped and counted.",
+    )
 
 
 @dataclass(frozen=True)
@@ -276,6 +290,25 @@ class ReviewSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    path: Path = _setting(
+        Path("~/.local/state/llm-telemetry/telemetry.db").expanduser(), lambda raw: _optional_path(raw) or Path("telemetry.db"),
+        "SQLite file of the embedded store (`llm_telemetry_store` exporters, the gateway without upstream, `llm-telemetry report`).",
+    )
+    retention_days: float = _setting(7.0, _number(minimum=0.0), "Rows older than this are deleted from the store (0: keep all).")
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    thresholds: dict[str, float] = _setting_factory(
+        lambda: {"*.ttft_p95": 3.0, "*.tbt_p99": 0.5, "*.error_rate": 0.05},
+        _thresholds,
+        "Per-endpoint latency/error thresholds for `llm-telemetry report`: `feature.metric=value,...` with metric one of "
+        "ttft_p95, ttft_p99, tbt_p95, tbt_p99, duration_p95, error_rate; `*` is any feature.",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     content: ContentSettings = field(default_factory=ContentSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
@@ -286,6 +319,8 @@ class Settings:
     safety: SafetySettings = field(default_factory=SafetySettings)
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
 
 
 def env_var(section: str, key: str) -> str:
