@@ -204,6 +204,9 @@ def configure(
     if service_name:
         attrs["service.name"] = service_name
     resource = Resource.create(attrs)
+    if a.OI_PROJECT_NAME not in resource.attributes and resource.attributes.get("service.name"):
+        # Phoenix files spans under this resource attribute, not service.name: by default, the service's name.
+        resource = resource.merge(Resource({a.OI_PROJECT_NAME: str(resource.attributes["service.name"])}))
 
     def choose(signal: Signal) -> list[ExporterChoice]:
         try:

@@ -51,6 +51,8 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_REVIEW_QUEUE_SIZE": ("gauge", "{item}"),
     "METRIC_DROPPED": ("counter", "{item}"),
     "METRIC_STREAM_STALLS": ("counter", "{stall}"),
+    "METRIC_QUALITY_ALERTS": ("counter", "{alert}"),
+    "METRIC_QUALITY_ALERTS_ACTIVE": ("gauge", "{alert}"),
 }
 UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 PROMETHEUS_LABELS = {"le", "job", "instance"}  # added by histograms / the exporter / the scrape

@@ -13,7 +13,7 @@ def test_defaults_are_safe() -> None:
     settings = load_settings({})
     assert settings.content.capture is ContentCapture.NO_CONTENT
     assert settings.budget.daily_usd is None
-    assert settings.pipeline.enrichers == ("cost", "budget", "safety")
+    assert settings.pipeline.enrichers == ("cost", "budget", "safety", "quality", "openinference")
     assert settings.stream.stall_threshold_s == 0.5
 
 

@@ -98,6 +98,8 @@ SESSION_ID: Final = "session.id"
 
 CONTENT_ATTRIBUTES: Final = frozenset(
     {
+        "input.value",  # OpenInference (Phoenix)
+        "output.value",
         INPUT_MESSAGES,
         OUTPUT_MESSAGES,
         SYSTEM_INSTRUCTIONS,
@@ -119,6 +121,37 @@ LEGACY_CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
 LEGACY_CACHE_CREATION_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
 ANTHROPIC_CACHE_WRITE_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 """What the Anthropic SDK's native tracing calls cache-creation tokens."""
+
+# --- OpenInference (Arize Phoenix) ---------------------------------------------------------------------
+OpenInferenceAttribute = Literal[
+    "openinference.span.kind",
+    "openinference.project.name",
+    "llm.model_name",
+    "llm.provider",
+    "llm.token_count.prompt",
+    "llm.token_count.completion",
+    "llm.token_count.total",
+    "input.value",
+    "input.mime_type",
+    "output.value",
+    "output.mime_type",
+    "metadata",
+    "tag.tags",
+]
+OI_SPAN_KIND: Final = "openinference.span.kind"
+OI_PROJECT_NAME: Final = "openinference.project.name"
+"""A resource attribute: the Phoenix project spans are filed under."""
+OI_MODEL_NAME: Final = "llm.model_name"
+OI_PROVIDER: Final = "llm.provider"
+OI_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+OI_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+OI_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+OI_INPUT_VALUE: Final = "input.value"
+OI_INPUT_MIME_TYPE: Final = "input.mime_type"
+OI_OUTPUT_VALUE: Final = "output.value"
+OI_OUTPUT_MIME_TYPE: Final = "output.mime_type"
+OI_METADATA: Final = "metadata"
+OI_TAGS: Final = "tag.tags"
 
 # --- llm_telemetry.* : our own names ------------------------------------------------------------------
 OwnAttribute = Literal[

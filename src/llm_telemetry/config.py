@@ -227,7 +227,7 @@ class ExportSettings:
 @dataclass(frozen=True)
 class PipelineSettings:
     enrichers: tuple[str, ...] = _setting(
-        ("cost", "budget", "safety", "quality"), _names,
+        ("cost", "budget", "safety", "quality", "openinference"), _names,
         "Ordered enricher names (entry-point group llm_telemetry_enrichers).",
     )
     worker_queue_size: int = _setting(
