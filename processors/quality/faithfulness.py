@@ -64,6 +64,8 @@ _STOP_TEXT = (
     with within without would you your yours yourself yourselves also according based per via whose yes okay ok sure here's it's"""
 )
 _STOP = frozenset(_STOP_TEXT.split())
+_CURRENCY_SYMBOLS = {"$": "dollar", "€": "euro", "£": "pound"}
+_CURRENCY_WORDS = {"usd": "dollar", "dollars": "dollar", "eur": "euro", "euros": "euro", "gbp": "pound", "pounds": "pound"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,12 +176,17 @@ def facts(text: str, order: str) -> _Facts:
         value = _number(m.group())
         if value is not None:
             out.numbers.add(value)
+            symbol = next((c for c in m.group() if c in _CURRENCY_SYMBOLS), None)
+            if symbol:
+                out.words.add(_CURRENCY_SYMBOLS[symbol])
     for word in _WORD.findall(rest.lower()):
         word = word.strip("'-")
         if word in _NUMBER_WORDS:
             out.numbers.add(str(_NUMBER_WORDS[word]))
         elif word in _MONTHS and len(word) > 3:
             out.words.add(word[:3])
+        elif word in _CURRENCY_WORDS:
+            out.words.add(_CURRENCY_WORDS[word])
         elif len(word) > 1 and word not in _STOP:
             out.words.add(stem(word))
     # A year alone in the context ("fiscal 2025") must support "2025" in the answer, and dates' years do already.
