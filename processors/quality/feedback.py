@@ -339,6 +339,8 @@ def feedback(
     Returns True when the feedback was tied to a known call. ``text`` (a correction, a report) is exported
     only with content capture on. Raises `ValueError` only for an unknown ``kind``.
     """
+    if kind not in KINDS:  # before building any state: a typo in the app fails fast and leaves nothing behind
+        raise ValueError(f"llm_telemetry.feedback: unknown kind {kind!r} (known: {', '.join(KINDS)})")
     return current_feedback_tracker().feedback(
         kind, response_id=response_id, span_context=span_context, category=category, text=text, user_id=user_id, feature=feature,
     )

@@ -270,6 +270,8 @@ def session_event(session_id: str, kind: str, *, feature: str | None = None) -> 
     ``feature`` defaults to the current `llm_telemetry.attribute` feature. Raises `ValueError` only for
     an unknown ``kind``.
     """
+    if kind not in KINDS:
+        raise ValueError(f"llm_telemetry.session_event: unknown kind {kind!r} (known: {', '.join(KINDS)})")
     current_session_tracker().event(session_id, kind, feature=feature)
 
 
