@@ -20,6 +20,7 @@ passes when no claim is contradicted and the score reaches its threshold.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ class _Facts:
     dates: set[DateKey] = field(default_factory=set)
 
 
+@functools.lru_cache(maxsize=16384)
 def stem(word: str) -> str:
     """A light suffix stripper: enough to match "invoices"/"invoice", "issued"/"issue", not a linguist."""
     for suffix, repl, min_len in (("ies", "y", 5), ("sses", "ss", 5), ("ing", "", 6), ("ed", "", 5), ("es", "", 5), ("s", "", 4)):
@@ -158,20 +160,23 @@ def facts(text: str, order: str) -> _Facts:
             out.numbers.add(str(y))  # "in 2025" is supported by a context date in 2025
             spans.append(m.span())
 
-    lowered = text
-    for m in _ISO.finditer(lowered):
+    for m in _ISO.finditer(text):
         add(m, int(m.group("y")), int(m.group("m")), int(m.group("d")))
-    for m in _NUMERIC.finditer(lowered):
+    for m in _NUMERIC.finditer(text):
         a, b = int(m.group("a")), int(m.group("b"))
         d, mo = (a, b) if order == "DMY" else (b, a)
         add(m, _year(m.group("y")), mo, d)
     for pattern in (_DAY_MONTH, _MONTH_DAY):
-        for m in pattern.finditer(lowered):
+        for m in pattern.finditer(text):
             add(m, int(m.group("y")), _MONTHS[m.group("mon").lower()], int(m.group("d")))
-    masked = list(text)
-    for start, end in spans:
-        masked[start:end] = " " * (end - start)
-    rest = "".join(masked)
+    rest = text
+    if spans:  # blank the dates out so their parts are not read again as numbers
+        pieces, last = [], 0
+        for start, end in sorted(spans):
+            if start >= last:
+                pieces += [text[last:start], " "]
+                last = end
+        rest = "".join([*pieces, text[last:]])
     for m in _NUMBER.finditer(rest):
         value = _number(m.group())
         if value is not None:
