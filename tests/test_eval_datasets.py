@@ -90,6 +90,14 @@ def test_bad_datasets_name_the_file_and_line(write_dataset: Any, content: str, n
     assert message in str(info.value)
 
 
+def test_unquoted_yaml_dates_and_numbers_stay_answers(write_dataset: Any) -> None:
+    path = write_dataset("cases:\n  - id: 1\n    input: x\n    expected: 2025-04-03\n    checks: [exact, {contains: [2025, 04/03]}]\n"
+                         "  - id: 2\n    input: y\n    expected: 42\n")
+    first, second = load_dataset(path).cases
+    assert (first.id, first.expected, second.expected) == ("1", "2025-04-03", "42")
+    assert first.checks[1].facts == ("2025", "04/03")
+
+
 def test_missing_file_is_a_dataset_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="cannot read dataset"):
         load_dataset(tmp_path / "nope.yaml")

@@ -35,6 +35,16 @@ class DatasetError(ValueError):
     """A dataset file or case is malformed; the message names the file and line."""
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML without implicit timestamps: an unquoted ``expected: 2025-04-03`` is the text the model must answer."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @dataclass(frozen=True)
 class Case:
     """One golden case. ``input`` is the prompt string or the message list given to the target."""
@@ -127,7 +137,7 @@ def _from_jsonl(text: str, path: Path, name: str | None) -> Dataset:
 
 
 def _from_yaml(text: str, path: Path, name: str | None) -> Dataset:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         root = loader.get_single_node()
         if root is None:

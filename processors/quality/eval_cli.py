@@ -39,6 +39,26 @@ def parse_every(text: str) -> float:
     return seconds
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value}")
+    return value
+
+
 @dataclass
 class Telemetry:
     """The providers a run reports to; ``close`` flushes and shuts down what the command built itself."""
@@ -187,8 +207,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", choices=("auto", "openai", "anthropic"), default="auto",
                         help="SDK to call (auto: claude* models go to Anthropic, others to OpenAI)")
     parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
-    parser.add_argument("--max-tokens", type=int, default=1024, help="max output tokens per case")
-    parser.add_argument("--concurrency", type=int, default=1, help="cases run at once (default 1)")
+    parser.add_argument("--max-tokens", type=_positive_int, default=1024, help="max output tokens per case")
+    parser.add_argument("--concurrency", type=_positive_int, default=1, help="cases run at once (default 1)")
     parser.add_argument("--judge-model", default=None, help="model of the faithfulness judge (default eval.judge_model)")
     parser.add_argument("--judge-base-url", default=None, help="base URL of the faithfulness judge (default eval.judge_base_url)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -215,7 +235,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--every", type=parse_every, default=3600.0, help="period between runs: 30s, 15m, 1h, 1d (default 1h)")
     parser.add_argument("--state", default=None, help="state file keeping the last good run (default: eval.canary_state_dir)")
     parser.add_argument("--once", action="store_true", help="run once, compare, exit 1 on a drop")
-    parser.add_argument("--tolerance", type=float, default=0.1, help="score drop of a passing case that counts as a change (default 0.1)")
+    parser.add_argument("--tolerance", type=_fraction, default=0.1, help="score drop that counts as a change (default 0.1)")
     parser.add_argument("--verbose", action="store_true", help="print the scored table of every run")
     parser.set_defaults(func=_canary_main)
 
