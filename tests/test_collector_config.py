@@ -53,6 +53,19 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_STREAM_STALLS": ("counter", "{stall}"),
     "METRIC_QUALITY_ALERTS": ("counter", "{alert}"),
     "METRIC_QUALITY_ALERTS_ACTIVE": ("gauge", "{alert}"),
+    "METRIC_EVAL_CASES": ("counter", "{case}"),
+    "METRIC_EVAL_PASS_RATE": ("gauge", "1"),
+    "METRIC_CANARY_ALERTS": ("counter", "{alert}"),
+    "METRIC_CANARY_REGRESSED": ("gauge", "1"),
+    "METRIC_FEEDBACK": ("counter", "{feedback}"),
+    "METRIC_FEEDBACK_CALLS": ("counter", "{call}"),
+    "METRIC_FEEDBACK_SATISFACTION": ("gauge", "1"),
+    "METRIC_FEEDBACK_RATE": ("gauge", "1"),
+    "METRIC_SESSIONS": ("counter", "{session}"),
+    "METRIC_SESSION_TURNS": ("histogram", "{turn}"),
+    "METRIC_SESSION_COMPLETION_RATE": ("gauge", "1"),
+    "METRIC_SESSION_ABANDONMENT_RATE": ("gauge", "1"),
+    "METRIC_SESSION_ACTIVE": ("gauge", "{session}"),
 }
 UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 PROMETHEUS_LABELS = {"le", "job", "instance"}  # added by histograms / the exporter / the scrape

@@ -5,20 +5,49 @@ Public API:
 - `GenAICall` — the record of one finished GenAI call that processors receive.
 - `side_channel` — where our instrumentation hands finished records (with content) to processors.
 - `guard` — screen an output with the safety patterns before serving it (imported on first use).
+- `evaluate` — run a function over a golden dataset: scored table, eval spans and metrics.
+- `feedback`, `feedback_report` — user feedback tied to its call (log record in the call's trace), rates.
+- `session_event`, `session_report` — task completion, abandonment and turns per session.
+- `remember_call` — the per-call hook that ties feedback by response id (the pipeline calls it).
 """
 
 from llm_telemetry.attribution import attribute, current_attribution
 from llm_telemetry.record import GenAICall, StreamTimings
 from llm_telemetry.side_channel import side_channel
 
-__all__ = ["GenAICall", "StreamTimings", "attribute", "current_attribution", "guard", "side_channel"]
+__all__ = [
+    "GenAICall",
+    "StreamTimings",
+    "attribute",
+    "current_attribution",
+    "evaluate",
+    "feedback",
+    "feedback_report",
+    "guard",
+    "remember_call",
+    "session_event",
+    "session_report",
+    "side_channel",
+]
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> object:
-    # Lazy: `import llm_telemetry` must stay light (no RE2 / OTel SDK import) for apps that never guard.
-    if name == "guard":
-        from llm_telemetry.processors.safety.guard_api import guard
+# Lazy: `import llm_telemetry` must stay light (no RE2 / OTel SDK import) for apps that never use these.
+_LAZY: dict[str, str] = {
+    "guard": "llm_telemetry.processors.safety.guard_api",
+    "evaluate": "llm_telemetry.processors.quality.evaluate",
+    "feedback": "llm_telemetry.processors.quality.feedback",
+    "feedback_report": "llm_telemetry.processors.quality.feedback",
+    "remember_call": "llm_telemetry.processors.quality.feedback",
+    "session_event": "llm_telemetry.processors.quality.sessions",
+    "session_report": "llm_telemetry.processors.quality.sessions",
+}
 
-        return guard
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'llm_telemetry' has no attribute {name!r}")

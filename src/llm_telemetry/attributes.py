@@ -207,6 +207,28 @@ OwnAttribute = Literal[
     "llm_telemetry.alert.started_at",
     "llm_telemetry.alert.example_trace_ids",
     "llm_telemetry.alert.baseline_trace_ids",
+    # golden-dataset evaluation and canaries
+    "llm_telemetry.eval.dataset",
+    "llm_telemetry.eval.case.id",
+    "llm_telemetry.eval.case.passed",
+    "llm_telemetry.eval.case.score",
+    "llm_telemetry.eval.cases",
+    "llm_telemetry.eval.passed_cases",
+    "llm_telemetry.eval.failed_cases",
+    "llm_telemetry.eval.error_cases",
+    "llm_telemetry.eval.pass_rate",
+    "llm_telemetry.eval.score",
+    "llm_telemetry.eval.outcome",
+    "llm_telemetry.canary.changed_cases",
+    "llm_telemetry.canary.pass_rate.before",
+    "llm_telemetry.canary.pass_rate.after",
+    "llm_telemetry.canary.last_good_time",
+    # feedback and sessions
+    "llm_telemetry.feedback.kind",
+    "llm_telemetry.feedback.category",
+    "llm_telemetry.feedback.matched",
+    "llm_telemetry.session.outcome",
+    "llm_telemetry.session.end_reason",
 ]
 
 FEATURE: Final = "llm_telemetry.feature"
@@ -268,6 +290,33 @@ SAFETY_ERROR: Final = "llm_telemetry.safety.error"
 """Why a screen or judge could not give a clean answer (e.g. ``re2_set_out_of_memory``); never silent."""
 DROPPED_REASON: Final = "llm_telemetry.dropped.reason"
 
+EVAL_DATASET: Final = "llm_telemetry.eval.dataset"
+EVAL_CASE_ID: Final = "llm_telemetry.eval.case.id"
+EVAL_CASE_PASSED: Final = "llm_telemetry.eval.case.passed"
+EVAL_CASE_SCORE: Final = "llm_telemetry.eval.case.score"
+EVAL_CASES: Final = "llm_telemetry.eval.cases"
+EVAL_PASSED_CASES: Final = "llm_telemetry.eval.passed_cases"
+EVAL_FAILED_CASES: Final = "llm_telemetry.eval.failed_cases"
+EVAL_ERROR_CASES: Final = "llm_telemetry.eval.error_cases"
+EVAL_PASS_RATE: Final = "llm_telemetry.eval.pass_rate"
+EVAL_SCORE: Final = "llm_telemetry.eval.score"
+"""Mean case score of an evaluation run (cases whose target raised count as 0)."""
+EVAL_OUTCOME: Final = "llm_telemetry.eval.outcome"
+"""``pass``, ``fail`` or ``error`` (the target raised): attribute of the ``llm_telemetry.eval.cases`` metric."""
+CANARY_CHANGED_CASES: Final = "llm_telemetry.canary.changed_cases"
+CANARY_PASS_RATE_BEFORE: Final = "llm_telemetry.canary.pass_rate.before"
+CANARY_PASS_RATE_AFTER: Final = "llm_telemetry.canary.pass_rate.after"
+CANARY_LAST_GOOD_TIME: Final = "llm_telemetry.canary.last_good_time"
+FEEDBACK_KIND: Final = "llm_telemetry.feedback.kind"
+"""``thumbs_up``, ``thumbs_down``, ``correction`` or ``report``."""
+FEEDBACK_CATEGORY: Final = "llm_telemetry.feedback.category"
+FEEDBACK_MATCHED: Final = "llm_telemetry.feedback.matched"
+"""Whether the feedback was tied to a known call (trace/span ids found)."""
+SESSION_OUTCOME: Final = "llm_telemetry.session.outcome"
+"""``completed`` or ``abandoned``."""
+SESSION_END_REASON: Final = "llm_telemetry.session.end_reason"
+"""``task_complete``, ``abandon`` (explicit events), ``idle_timeout`` or ``evicted`` (never ended, counted abandoned)."""
+
 # --- span events ------------------------------------------------------------------------------------
 EventName = Literal[
     "llm_telemetry.first_token",
@@ -278,6 +327,10 @@ EventName = Literal[
     "llm_telemetry.safety.judge_verdict",
     "llm_telemetry.alert",
     "gen_ai.client.inference.operation.details",
+    "gen_ai.evaluation.result",
+    "llm_telemetry.feedback",
+    "llm_telemetry.canary.regression",
+    "llm_telemetry.canary.recovered",
 ]
 EVENT_FIRST_TOKEN: Final = "llm_telemetry.first_token"
 EVENT_STALL: Final = "llm_telemetry.stall"
@@ -289,6 +342,12 @@ EVENT_ALERT: Final = "llm_telemetry.alert"
 """A quality alert firing or resolving: span event on the call that decided it, and a log record's event name."""
 EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
 """The semconv event that carries content when capture is EVENT_ONLY / SPAN_AND_EVENT."""
+EVENT_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
+"""The semconv evaluation event (``gen_ai.evaluation.name``/``.score.value``/``.score.label``/``.explanation``)."""
+EVENT_FEEDBACK: Final = "llm_telemetry.feedback"
+"""Log record (event name) of one user feedback, emitted in the trace of the call it is about."""
+EVENT_CANARY_REGRESSION: Final = "llm_telemetry.canary.regression"
+EVENT_CANARY_RECOVERED: Final = "llm_telemetry.canary.recovered"
 
 # event attribute keys
 EVENT_STALL_SECONDS: Final = "llm_telemetry.stall.seconds"
@@ -319,6 +378,21 @@ METRIC_DROPPED: Final = "llm_telemetry.dropped"
 METRIC_STREAM_STALLS: Final = "llm_telemetry.stream.stalls"
 METRIC_QUALITY_ALERTS: Final = "llm_telemetry.quality.alerts"
 METRIC_QUALITY_ALERTS_ACTIVE: Final = "llm_telemetry.quality.alerts.active"
+METRIC_EVAL_CASES: Final = "llm_telemetry.eval.cases"
+"""Evaluated golden-dataset cases, by dataset and outcome (pass / fail / error)."""
+METRIC_EVAL_PASS_RATE: Final = "llm_telemetry.eval.pass_rate"
+METRIC_CANARY_ALERTS: Final = "llm_telemetry.canary.alerts"
+METRIC_CANARY_REGRESSED: Final = "llm_telemetry.canary.regressed"
+METRIC_FEEDBACK: Final = "llm_telemetry.feedback"
+METRIC_FEEDBACK_CALLS: Final = "llm_telemetry.feedback.calls"
+"""GenAI calls seen by the feedback tracker, by feature: the denominator of the feedback rate."""
+METRIC_FEEDBACK_SATISFACTION: Final = "llm_telemetry.feedback.satisfaction_rate"
+METRIC_FEEDBACK_RATE: Final = "llm_telemetry.feedback.rate"
+METRIC_SESSIONS: Final = "llm_telemetry.sessions"
+METRIC_SESSION_TURNS: Final = "llm_telemetry.session.turns"
+METRIC_SESSION_COMPLETION_RATE: Final = "llm_telemetry.session.completion_rate"
+METRIC_SESSION_ABANDONMENT_RATE: Final = "llm_telemetry.session.abandonment_rate"
+METRIC_SESSION_ACTIVE: Final = "llm_telemetry.session.active"
 
 # Semconv histogram bucket boundaries.
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)

@@ -309,6 +309,36 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class EvalSettings:
+    judge_model: str = _setting("gpt-4o-mini", _text, "Model the LLM-judge faithfulness check asks (golden-dataset evaluation).")
+    judge_base_url: str = _setting("", _text, "Base URL of the faithfulness judge's OpenAI client (empty: the SDK's default).")
+    judge_timeout_s: float = _setting(30.0, _number(minimum=0.1), "Deadline for one faithfulness-judge call.")
+    export_explanations: bool = _setting(
+        True, _bool,
+        "Put check explanations (they quote a case's expected and actual output) on eval span events and canary alerts. "
+        "Golden datasets are test data; turn off if yours hold production content.",
+    )
+    canary_state_dir: Path = _setting(
+        Path("~/.local/state/llm-telemetry/canary").expanduser(), lambda raw: _optional_path(raw) or Path("."),
+        "Directory of the canary state files (last good run per dataset and model) when --state is not given.",
+    )
+
+
+@dataclass(frozen=True)
+class FeedbackSettings:
+    max_tracked_calls: int = _setting(
+        10_000, _integer(1), "Response ids remembered to tie feedback to its call (LRU); older ids are evicted and counted.",
+    )
+    max_categories: int = _setting(50, _integer(1), "Distinct feedback categories kept as metric values; others become `other`.")
+    session_idle_timeout_s: float = _setting(
+        1800.0, _number(minimum=1), "A session with no event for this long ends and counts as abandoned.",
+    )
+    max_tracked_sessions: int = _setting(
+        100_000, _integer(1), "Open sessions held in memory; past it the longest-idle one ends as abandoned (reason `evicted`).",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     content: ContentSettings = field(default_factory=ContentSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
@@ -321,6 +351,8 @@ class Settings:
     review: ReviewSettings = field(default_factory=ReviewSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
 
 
 def env_var(section: str, key: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from llm_telemetry.config import describe, load_settings
 
@@ -14,6 +15,8 @@ def _default_text(value: object) -> str:
         return ",".join(value)
     if hasattr(value, "value"):
         return str(value.value)  # enum
+    if isinstance(value, Path) and value.is_relative_to(Path.home()):
+        return "~/" + value.relative_to(Path.home()).as_posix()  # the same table whoever generates it
     return str(value)
 
 
@@ -21,8 +24,6 @@ def markdown_table() -> str:
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for info in describe():
         default = _default_text(info.default)
-        if info.section == "review" and info.key == "db_path":
-            default = "~/.local/state/llm-telemetry/review.db"
         rows.append(f"| `{info.env}` | `{default}` | {info.doc} |")
     return "\n".join(rows)
 

@@ -58,6 +58,8 @@ class Behaviour:
     dated_model: bool = False
     finish_reason: str | None = None
     """Default ``stop`` (OpenAI) / ``end_turn`` (Anthropic). OpenAI Responses maps ``length`` to status incomplete."""
+    responder: str | None = None
+    """Compute the text from the request instead of ``text`` (see `responders`): ``iso_dates``, ``iso_dates_transposed``."""
 
     def __post_init__(self) -> None:
         # Stall keys may arrive as strings (JSON object keys); the schedule looks them up by int.
@@ -160,6 +162,12 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or not 400 <= value <= 599:
             raise ValueError(f"fake provider behaviour key {key!r}: expected an HTTP error status 400-599, got {value!r}")
         return value
+    if kind == "responder":
+        from llm_telemetry.fake_provider.responders import RESPONDERS
+
+        if value not in RESPONDERS:
+            raise ValueError(f"fake provider behaviour key {key!r}: unknown responder {value!r} (known: {', '.join(RESPONDERS)})")
+        return value
     if kind == "list[str]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad
@@ -199,4 +207,5 @@ _KINDS: dict[str, str] = {
     "model": "str?",
     "dated_model": "bool",
     "finish_reason": "str?",
+    "responder": "responder?",
 }

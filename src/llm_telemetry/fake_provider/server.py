@@ -10,6 +10,7 @@ was read and are interruptible, so `stop()` never hangs on a long injected delay
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import socket
@@ -24,6 +25,7 @@ from typing import Any
 from llm_telemetry.fake_provider import anthropic_wire, openai_wire
 from llm_telemetry.fake_provider.behaviour import BEHAVIOUR_HEADER, Behaviour
 from llm_telemetry.fake_provider.replies import JSON_CONTENT_TYPE, SSE_CONTENT_TYPE, JsonReply, StreamReply, new_id
+from llm_telemetry.fake_provider.responders import respond
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif b.error_status is not None:
                 reply = JsonReply(b.error_status, wire.error_body(b.error_status, b.error_message))
             else:
+                if b.responder is not None:
+                    b = dataclasses.replace(b, text=respond(b.responder, body), chunks=None)
                 reply = build(body, b)
             if isinstance(reply, StreamReply):
                 self._serve_stream(reply, b, t0, request_id)
