@@ -269,6 +269,34 @@ class ReviewSettings:
     )
 
 
+ATTRIBUTION_BAGGAGE_KEYS = ("user.id", "session.id", "gen_ai.conversation.id", "llm_telemetry.feature")
+"""The baggage keys `llm_telemetry.attribute` writes (and may read back when inbound baggage is trusted)."""
+
+
+def _baggage_keys(raw: Any) -> tuple[str, ...]:
+    keys = _names(raw)
+    for key in keys:
+        if key not in ATTRIBUTION_BAGGAGE_KEYS:
+            raise ValueError(f"{key!r} is not an attribution baggage key (known: {', '.join(ATTRIBUTION_BAGGAGE_KEYS)})")
+    return keys
+
+
+@dataclass(frozen=True)
+class AttributionSettings:
+    trust_baggage: bool = _setting(
+        False, _bool,
+        "Take user/session/conversation/feature from inbound W3C baggage (any HTTP client can set it). Off: only "
+        "`llm_telemetry.attribute(...)` in this process attributes calls; baggage values are ignored and counted.",
+    )
+    baggage_keys: tuple[str, ...] = _setting(
+        ATTRIBUTION_BAGGAGE_KEYS, _baggage_keys, "With trust_baggage: the baggage keys accepted (allow-list).",
+    )
+    baggage_max_chars: int = _setting(
+        128, _integer(1),
+        "With trust_baggage: longest accepted value; values must also be made of letters, digits and `._:@/+=-`.",
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     content: ContentSettings = field(default_factory=ContentSettings)
@@ -280,6 +308,7 @@ class Settings:
     safety: SafetySettings = field(default_factory=SafetySettings)
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    attribution: AttributionSettings = field(default_factory=AttributionSettings)
 
 
 def env_var(section: str, key: str) -> str:
