@@ -13,7 +13,7 @@ File layout (TOML or JSON, same shape)::
 
 A user-file entry replaces the bundled entry of the same model id as a whole (mixing fields from two
 price lists would produce a price nobody published). Model ids are resolved by `PricingTable.resolve`:
-see `normalise_model_id` and the longest-prefix rule there.
+see `normalise_model_id` and the snapshot-suffix rule there.
 """
 
 from __future__ import annotations
@@ -37,7 +37,17 @@ _MODEL_FIELDS = frozenset({"input", "output", "cache_read", "cache_write", "sour
 _GROUP_FIELDS = frozenset({"source", "checked", "models"})
 _PROVIDER_MARKERS = ("anthropic.", "openai.")
 _CLAUDE_DOTTED_VERSION = re.compile(r"(\d)\.(\d)")
-_DATE_SUFFIX = re.compile(r"[-@](?:\d{4}-\d{2}-\d{2}|\d{8})$")
+_SNAPSHOT_SUFFIX = re.compile(
+    r"(?:"
+    r"-v\d+:\d+"                                  # Bedrock model version: -v1:0, -v2:0
+    r"|(?:-v\d+)?@(?:\d{8}|\d{4}-\d{2}-\d{2})"      # Vertex snapshot: @20250929, -v2@20241022
+    r"|-(?:\d{4}-\d{2}-\d{2}|\d{8})"               # dated snapshot: -2024-07-18, -20250929
+    r"|-(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"    # OpenAI's older MMDD snapshots: -0613, -1106
+    r"|-latest"                                     # the alias of the newest snapshot of that model
+    r"|-0"                                          # Anthropic's x-0 alias of version x (claude-opus-4-0)
+    r")$"
+)
+"""Suffixes that name a snapshot (or a deployment of one) of the model before them, never another model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +75,7 @@ def normalise_model_id(model: str) -> str:
 
     ``openrouter/anthropic/claude-3.5-sonnet`` → ``claude-3-5-sonnet``;
     ``us.anthropic.claude-sonnet-4-5-20250929-v1:0`` → ``claude-sonnet-4-5-20250929-v1:0`` (the suffix is
-    then handled by prefix resolution).
+    then handled by snapshot-suffix resolution).
     """
     name = model.strip().lower()
     if "/" in name:
@@ -100,34 +110,25 @@ class PricingTable:
     def resolve(self, model: str) -> ModelPrice | None:
         """The entry pricing ``model``, or ``None`` when no entry matches.
 
-        After `normalise_model_id`, the longest entry that equals the id or is a prefix of it ending at
-        a ``-``, ``@`` or ``:`` boundary wins: ``gpt-4o-mini-2024-07-18`` → ``gpt-4o-mini``,
-        ``claude-sonnet-4-5@20250929`` → ``claude-sonnet-4-5``, ``gpt-4-0613`` → ``gpt-4``. What follows
-        the entry must be an alias, not a newer version: ``gpt-4.5`` does not match ``gpt-4`` (no
-        boundary) and ``claude-opus-4-7`` does not match ``claude-opus-4`` (a 1-2 digit number other
-        than ``0`` is a version), so an unlisted version is reported unknown rather than mispriced.
+        After `normalise_model_id`, an entry matches the id itself, or the id with its snapshot suffixes
+        removed (`_SNAPSHOT_SUFFIX`: a date, an OpenAI ``-MMDD``, ``-latest``, ``-0``, Bedrock's ``-v1:0``,
+        Vertex's ``@date``): ``gpt-4o-mini-2024-07-18`` → ``gpt-4o-mini``, ``claude-sonnet-4-5@20250929`` →
+        ``claude-sonnet-4-5``, ``gpt-4-0613`` → ``gpt-4``. Nothing else is cut: a variant
+        (``o3-deep-research``, ``gpt-4o-audio-preview``) or a newer version (``claude-opus-4-7``,
+        ``gpt-4.5``) is priced differently from its base, so it is reported unknown unless listed.
         """
         try:
             return self._resolved[model]
         except KeyError:
             pass
         name = normalise_model_id(model)
-        found = None
-        while name:
+        found = self._entries.get(name) if name else None
+        while found is None and name:
+            suffix = _SNAPSHOT_SUFFIX.search(name)
+            if suffix is None or suffix.start() == 0:
+                break
+            name = name[:suffix.start()]
             found = self._entries.get(name)
-            if found is not None:
-                break
-            date = _DATE_SUFFIX.search(name)
-            if date is not None:
-                name = name[:date.start()]
-                continue
-            cut = max(name.rfind("-"), name.rfind("@"), name.rfind(":"))
-            if cut <= 0:
-                break
-            segment = name[cut + 1:]
-            if segment.isdigit() and len(segment) <= 2 and segment != "0":
-                break  # a version number (claude-opus-4-7 is not claude-opus-4), not an alias
-            name = name[:cut]
         if len(self._resolved) >= _RESOLVE_CACHE_MAX:
             self._resolved.clear()  # distinct ids are few in practice; a flood of them must not grow memory
         self._resolved[model] = found
