@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 DROP_REVIEW_ITEM = "safety_review_item"
 """``llm_telemetry.dropped.reason`` of review items lost to a full buffer, a full worker queue or a failed write."""
+DROP_REVIEW_TEXT_REPLACED = "safety_review_text_replaced"
+"""Review items stored with characters SQLite cannot hold (lone surrogates) replaced by U+FFFD."""
 
 
 class SafetyEnricher:
@@ -62,7 +64,8 @@ class SafetyEnricher:
         settings = context.settings
         capture = settings.content.capture.enabled
         screen = screen_for(settings.safety) if settings.safety.enabled else None
-        queue = ReviewQueue(settings.review.db_path)
+        # Stored content gets the span's masking (secrets), applied on the worker where items are written.
+        queue = ReviewQueue(settings.review.db_path, redact=screen_for(settings.safety).mask_secrets if capture else None)
         judge_fn = load_judge(settings.judge)
         stats = new_current_stats()
         runner = None
@@ -118,7 +121,10 @@ class SafetyEnricher:
 
     def dropped_counts(self) -> dict[str, int]:
         """Review items that could not be queued or written (read by the pipeline's drop metric)."""
-        return {DROP_REVIEW_ITEM: self._review.dropped} if self._review is not None and self._review.dropped else {}
+        if self._review is None:
+            return {}
+        counts = {DROP_REVIEW_ITEM: self._review.dropped, DROP_REVIEW_TEXT_REPLACED: self._review.queue.replaced}
+        return {reason: count for reason, count in counts.items() if count}
 
     def _queue_for_review(self, call: GenAICall, span: ReadableSpan, result: ScreenResult, output: str) -> None:
         if self._review is None:

@@ -167,6 +167,33 @@ class Screen:
             return CLEAN
         return ScreenResult(action, tuple(sorted(ids)), tuple(sorted(categories)), tuple(matches), tuple(sorted(flags)), error)
 
+    def mask_secrets(self, text: str) -> str:
+        """``text`` with every match of a ``mask = true`` pattern replaced by its masked form, as on spans.
+
+        For content kept outside the span (the review queue): a secret the span shows as ``sk-p…(51 chars)``
+        is stored as ``sk-p…(51 chars)`` too. Matches that fail the pattern's validator stay as they are.
+        """
+        maskable = [(i, c) for i, c in enumerate(self._compiled) if c.pattern.mask]
+        if not maskable or not text:
+            return text
+        try:
+            hits = self._set.Match(text)
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
+            hits = self._set.Match(text)
+        if hits is not None and self._sentinel in hits:  # else the set failed: try every maskable pattern
+            found = set(hits)
+            maskable = [(i, c) for i, c in maskable if i in found]
+        for _, compiled in maskable:
+            validator = compiled.validator
+
+            def replace(match: Any, validator: Validator | None = validator) -> str:
+                candidate = match.group()
+                return _mask(candidate) if validator is None or validator(candidate) else candidate
+
+            text = compiled.regexp.sub(replace, text)
+        return text
+
     @staticmethod
     def _extract(compiled: _Compiled, text: str) -> list[str]:
         out: list[str] = []
