@@ -209,3 +209,27 @@ def test_one_poisoned_output_never_costs_the_rest_of_its_review_batch(capture_en
     assert sum("\ufffd" in (item.output or "") + (item.model or "") for item in queue.list()) == 3
     queue.close()
     assert env.enricher.dropped_counts() == {"safety_review_text_replaced": 3}
+
+
+def test_only_the_inline_cap_is_screened_on_the_span_and_the_rest_on_the_worker(tmp_path: Path) -> None:
+    env = make_env(settings_for(tmp_path, {"LLM_TELEMETRY_SAFETY_INLINE_SCREEN_CHARS": "8192"}))
+    try:
+        long_clean = (CLEAN_OUTPUT + " ") * 400  # ~36 kB
+        tail_leak = long_clean + "Write to jane.doe@example.com."
+        head_leak = "Write to jane.doe@example.com. " + long_clean
+        late = env.run_call(make_call(tail_leak))
+        early = env.run_call(make_call(head_leak))
+        env.flush()
+        assert late.attributes[a.SAFETY_FLAGGED] is False  # the span's verdict covers the inline part only ...
+        assert late.attributes[a.SAFETY_DEFERRED_CHARS] > len(tail_leak) - 8192  # ... and says how much was left
+        assert early.attributes[a.SAFETY_FLAGGED] is True
+        flags = {tuple(sorted(p.items())): v for p, v in env.points(a.METRIC_SAFETY_FLAGS)}
+        assert flags == {((a.SAFETY_ACTION, "flag"), (a.SAFETY_CATEGORY, "pii")): 2}  # the late finding is counted
+        queue = ReviewQueue(env.settings.review.db_path)
+        items = queue.list()
+        queue.close()
+        assert sorted(item.span_id for item in items) == sorted(format(s.context.span_id, "016x") for s in (late, early))
+        short = env.run_call(make_call(CLEAN_OUTPUT))
+        assert a.SAFETY_DEFERRED_CHARS not in short.attributes
+    finally:
+        env.close()

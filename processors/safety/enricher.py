@@ -21,7 +21,7 @@ from llm_telemetry.processors.base import BackgroundWorker, EnricherContext, Enr
 from llm_telemetry.processors.safety.judge import JudgeRunner, in_judge, load_judge, sampled
 from llm_telemetry.processors.safety.report import SafetyStats, new_current_stats, register_metrics
 from llm_telemetry.processors.safety.review_queue import NewReviewItem, ReviewQueue, ReviewWriter
-from llm_telemetry.processors.safety.screen import CLEAN, Screen, ScreenResult, screen_for
+from llm_telemetry.processors.safety.screen import CLEAN, Screen, ScreenPlan, ScreenResult, plan_screen, screen_for
 from llm_telemetry.record import GenAICall
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class SafetyEnricher:
         judge_sample_rate: float = 0.0,
         screen_prompts: bool = False,
         capture_content: bool = False,
+        inline_screen_chars: int = 65536,
     ) -> None:
         self._screen = screen
         self._worker = worker
@@ -57,6 +58,7 @@ class SafetyEnricher:
         self._judge_rate = judge_sample_rate
         self._screen_prompts = screen_prompts
         self._capture = capture_content
+        self._inline_chars = inline_screen_chars
 
     @classmethod
     def from_context(cls, context: EnricherContext) -> SafetyEnricher:
@@ -77,7 +79,7 @@ class SafetyEnricher:
         return cls(
             screen, context.worker, stats=stats, queue=queue, judge=runner,
             judge_sample_rate=settings.judge.sample_rate, screen_prompts=settings.safety.screen_prompts,
-            capture_content=capture,
+            capture_content=capture, inline_screen_chars=settings.safety.inline_screen_chars,
         )
 
     def enrich(self, call: GenAICall, span: ReadableSpan, enrichments: Enrichment) -> Enrichment | None:
@@ -89,11 +91,15 @@ class SafetyEnricher:
         if self._screen is None:
             attributes = {}
         else:
-            result = self._screen.scan(output, with_matches=self._capture)
+            # Bounded inline screening (issue 8 #12): only `safety.inline_screen_chars` of each text are screened
+            # here; the rest goes to the worker (`_screen_deferred`). Wiring to move onto the integrator's lanes.
+            plans = [plan_screen(output, self._inline_chars)]
+            result = self._screen.scan(plans[0].inline, with_matches=self._capture)
             if self._screen_prompts:
                 prompt = call.prompt_text
                 if prompt:
-                    result = result.merge(self._screen.scan(prompt, with_matches=self._capture))
+                    plans.append(plan_screen(prompt, self._inline_chars))
+                    result = result.merge(self._screen.scan(plans[1].inline, with_matches=self._capture))
             self._stats.record_screen(result)
             if result is CLEAN:
                 attributes = {a.SAFETY_FLAGGED: False, a.SAFETY_ACTION: "none"}
@@ -101,6 +107,10 @@ class SafetyEnricher:
                 attributes = self._attributes(result)
                 if result.flagged:
                     self._queue_for_review(call, span, result, output)
+            deferred = tuple(plan for plan in plans if plan.windows)
+            if deferred:
+                attributes[a.SAFETY_DEFERRED_CHARS] = sum(plan.deferred_chars for plan in deferred)
+                self._worker.submit(partial(self._screen_deferred, deferred, result, call, span, output))
         if self._judge is not None and result.action != "block":
             context = span.context
             if context is not None and sampled(context.trace_id, self._judge_rate):
@@ -118,6 +128,23 @@ class SafetyEnricher:
         if result.error is not None:
             attributes[a.SAFETY_ERROR] = result.error
         return attributes
+
+    def _screen_deferred(
+        self, plans: tuple[ScreenPlan, ...], inline: ScreenResult, call: GenAICall, span: ReadableSpan, output: str,
+    ) -> None:
+        """Screen what the inline cap left (on the worker); findings reach the flags metric and the review queue."""
+        assert self._screen is not None
+        late = CLEAN
+        for plan in plans:
+            late = late.merge(self._screen.scan_deferred(plan))  # matches: no span left to carry them
+        if late.error is not None:
+            self._stats.record_screen_error(late.error)
+        new_flags = set(late.flags) - set(inline.flags)
+        if not new_flags:
+            return
+        self._stats.record_flags(new_flags)
+        if not inline.flagged:  # else the output is in the review queue already
+            self._queue_for_review(call, span, late, output)
 
     def dropped_counts(self) -> dict[str, int]:
         """Review items that could not be queued or written (read by the pipeline's drop metric)."""

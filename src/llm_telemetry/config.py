@@ -244,6 +244,10 @@ class SafetySettings:
     screen_prompts: bool = _setting(False, _bool, "Screen prompts too (e.g. for prompt-injection markers).")
     block_rate_alert: float = _setting(0.001, _number(minimum=0, maximum=1), "Hard-block rate above which the safety report alerts.")
     max_mem_mb: int = _setting(64, _integer(8), "Memory for the RE2 pattern-set DFA (re2 reports no match when it runs out).")
+    inline_screen_chars: int = _setting(
+        65536, _integer(4096),
+        "Characters of an output (and prompt) screened on the thread that ends the span; the rest is screened in the background.",
+    )
     refusal_message: str = _setting(
         "This content is not available.", _text, "What `llm_telemetry.guard` suggests serving instead of a blocked output.",
     )
