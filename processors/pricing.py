@@ -70,6 +70,17 @@ class ModelPrice:
     """Falls back to the input price when the table has no cache-write price."""
 
 
+def round_usd(value: float) -> float:
+    """``value`` to 12 significant digits: what we put on spans and events.
+
+    Why: per-token prices make float products like ``40 * 0.15e-6 = 5.999999999999999e-06``, which every
+    exporter that prints the raw float (the SDK's console exporter, JSON backends) shows as such. 12
+    significant digits drop that noise (it sits near the 16th) and keep far more precision than any
+    price has. Running totals (metrics, budgets) add the rounded values: the noise never accumulates.
+    """
+    return float(f"{value:.12g}")
+
+
 def normalise_model_id(model: str) -> str:
     """Lower-case, drop routing prefixes (``openai/``, ``us.anthropic.``), and write Claude versions with dashes.
 
