@@ -151,11 +151,12 @@ def load_pricing(user_file: Path | None = None) -> PricingTable:
     bundled = resources.files("llm_telemetry.processors").joinpath(BUNDLED_FILE)
     entries = parse_pricing(tomllib.loads(bundled.read_text(encoding="utf-8")), origin=f"bundled {BUNDLED_FILE}")
     if user_file is not None:
-        entries.update(parse_pricing(_read_user_file(user_file), origin=str(user_file)))
+        data, text = _read_user_file(user_file)
+        entries.update(parse_pricing(data, origin=str(user_file), text=text))
     return PricingTable(entries)
 
 
-def _read_user_file(path: Path) -> Any:
+def _read_user_file(path: Path) -> tuple[Any, str]:
     where = f"{path} ({env_var('cost', 'pricing_file')})"
     try:
         text = path.read_text(encoding="utf-8")
@@ -163,15 +164,24 @@ def _read_user_file(path: Path) -> Any:
         raise ConfigError(f"{where}: cannot read pricing file: {exc.strerror or exc}") from None
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return tomllib.loads(text)
+            return json.loads(text), text
+        return tomllib.loads(text), text
     except ValueError as exc:  # tomllib.TOMLDecodeError and json.JSONDecodeError both subclass it; both name the line
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise ConfigError(f"{where}: not valid {kind}: {exc}") from None
 
 
-def parse_pricing(data: Any, origin: str) -> dict[str, ModelPrice]:
-    """Validate one parsed pricing document; every error names ``origin``, the model and the field."""
+def _line_of_key(text: str, key: str) -> int | None:
+    """Best-effort line where ``key`` is defined: ``"key" =`` / ``key =`` (TOML) or ``"key":`` (JSON), or its table."""
+    pattern = re.compile(rf"""^\s*(?:\[[^\]]*)?["']?{re.escape(key)}["']?\s*[=:\]]""")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return number
+    return None
+
+
+def parse_pricing(data: Any, origin: str, text: str | None = None) -> dict[str, ModelPrice]:
+    """Validate one parsed pricing document; every error names ``origin`` (and its line, given ``text``), the model, the field."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: top level must be a table of provider groups")
     out: dict[str, ModelPrice] = {}
@@ -190,7 +200,13 @@ def parse_pricing(data: Any, origin: str) -> dict[str, ModelPrice]:
             key = normalise_model_id(str(model))
             if key in out:
                 raise ConfigError(f"{origin}: model {model!r} is listed twice (as {out[key].model!r} in [{out[key].provider}])")
-            out[key] = _entry(str(model), str(provider), entry, source, checked, origin)
+            try:
+                out[key] = _entry(str(model), str(provider), entry, source, checked, origin)
+            except ConfigError as exc:
+                line = _line_of_key(text, str(model)) if text else None
+                if line is None:
+                    raise
+                raise ConfigError(str(exc).replace(f"{origin}: ", f"{origin}, line {line}: ", 1)) from None
     return out
 
 

@@ -426,6 +426,28 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(**sections)
 
 
+def origins(environ: Mapping[str, str] | None = None) -> dict[tuple[str, str], str]:
+    """Where each setting that is not a default comes from: ``(section, key)`` → env var or ``file, line N``.
+
+    Same precedence as `load_settings` (environment, then file); call it after `load_settings` succeeded.
+    """
+    env = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    file_text = ""
+    file_path: Path | None = None
+    if env.get(CONFIG_FILE_ENV, "").strip():
+        file_path = Path(env[CONFIG_FILE_ENV].strip()).expanduser()
+        file_values, file_text = _read_file(file_path)
+    out: dict[tuple[str, str], str] = {}
+    for info in describe():
+        if info.env in env and env[info.env].strip() != "":
+            out[(info.section, info.key)] = info.env
+        elif info.key in (file_values.get(info.section) or {}):
+            line = _line_of(file_text, info.section, info.key)
+            out[(info.section, info.key)] = f"{file_path}, line {line}" if line else str(file_path)
+    return out
+
+
 _settings: Settings | None = None
 
 
