@@ -150,17 +150,21 @@ def _make_private_dirs(directory: Path) -> None:
 
 def _make_private_file(path: Path) -> None:
     """Create ``path`` 0600 if missing, and make it and SQLite's side files 0600 if they are ours."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
     try:
-        if os.fstat(fd).st_uid == os.geteuid():
-            os.fchmod(fd, _FILE_MODE)
-    finally:
-        os.close(fd)
-    for suffix in _SQLITE_SIDE_FILES:  # left by an older version or another process with a wider umask
-        side = path.with_name(path.name + suffix)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    except FileExistsError:
+        pass  # tightened below, if it is ours (a reviewer may read someone else's queue)
+    else:
         try:
-            if side.stat().st_uid == os.geteuid():
-                os.chmod(side, _FILE_MODE)
+            os.fchmod(fd, _FILE_MODE)  # the umask may have taken bits off, never added: make it exact
+        finally:
+            os.close(fd)
+    for suffix in ("", *_SQLITE_SIDE_FILES):  # left by an older version or a process with a wider umask
+        existing = path.with_name(path.name + suffix)
+        try:
+            info = existing.stat()
+            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                os.chmod(existing, _FILE_MODE)
         except OSError:
             continue
 
