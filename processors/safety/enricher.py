@@ -93,13 +93,12 @@ class SafetyEnricher:
         else:
             # Bounded inline screening (issue 8 #12): only `safety.inline_screen_chars` of each text are screened
             # here; the rest goes to the worker (`_screen_deferred`). Wiring to move onto the integrator's lanes.
-            plans = [plan_screen(output, self._inline_chars)]
-            result = self._screen.scan(plans[0].inline, with_matches=self._capture)
+            deferred: list[ScreenPlan] = []
+            result = self._screen.scan(self._inline_part(output, deferred), with_matches=self._capture)
             if self._screen_prompts:
                 prompt = call.prompt_text
                 if prompt:
-                    plans.append(plan_screen(prompt, self._inline_chars))
-                    result = result.merge(self._screen.scan(plans[1].inline, with_matches=self._capture))
+                    result = result.merge(self._screen.scan(self._inline_part(prompt, deferred), with_matches=self._capture))
             self._stats.record_screen(result)
             if result is CLEAN:
                 attributes = {a.SAFETY_FLAGGED: False, a.SAFETY_ACTION: "none"}
@@ -107,10 +106,9 @@ class SafetyEnricher:
                 attributes = self._attributes(result)
                 if result.flagged:
                     self._queue_for_review(call, span, result, output)
-            deferred = tuple(plan for plan in plans if plan.windows)
             if deferred:
                 attributes[a.SAFETY_DEFERRED_CHARS] = sum(plan.deferred_chars for plan in deferred)
-                self._worker.submit(partial(self._screen_deferred, deferred, result, call, span, output))
+                self._worker.submit(partial(self._screen_deferred, tuple(deferred), result, call, span, output))
         if self._judge is not None and result.action != "block":
             context = span.context
             if context is not None and sampled(context.trace_id, self._judge_rate):
@@ -128,6 +126,14 @@ class SafetyEnricher:
         if result.error is not None:
             attributes[a.SAFETY_ERROR] = result.error
         return attributes
+
+    def _inline_part(self, text: str, deferred: list[ScreenPlan]) -> str:
+        """What of ``text`` is screened inline; a plan for the rest is appended to ``deferred``."""
+        if len(text) <= self._inline_chars:
+            return text
+        plan = plan_screen(text, self._inline_chars)
+        deferred.append(plan)
+        return plan.inline
 
     def _screen_deferred(
         self, plans: tuple[ScreenPlan, ...], inline: ScreenResult, call: GenAICall, span: ReadableSpan, output: str,
