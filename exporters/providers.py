@@ -3,9 +3,10 @@
 `configure` is what the ``opentelemetry-instrument`` configurator runs, and the plain-Python way in for
 apps that do not use the CLI. Spans go ``EnrichingSpanProcessor`` (cost, budget, safety) →
 ``BatchSpanProcessor`` → exporter; every exporter built from the environment is wrapped in the
-`resilient` circuit breaker; metrics get the GenAI semantic-convention bucket boundaries through
-Views. `Providers.shutdown` flushes everything within one deadline (``export.shutdown_timeout_s``)
-and says what a dead backend made us drop: that log line is the one thing the user sees, since the
+`resilient` circuit breaker; metrics get the GenAI semantic-convention bucket boundaries (advised by
+our instruments; Views fill in for instrumentations that advise none). `Providers.shutdown` flushes
+everything within one deadline (``export.shutdown_timeout_s``) and says what a dead backend made us
+drop: that log line is the one thing the user sees, since the
 ``llm_telemetry.dropped`` metric cannot reach a backend that is down.
 """
 
@@ -71,14 +72,36 @@ def active_providers() -> Providers | None:
     return _active
 
 
+class _UnadvisedHistogramView(View):
+    """A View that leaves alone histograms whose instrumentation advised bucket boundaries.
+
+    Why: the SDK checks every pair of View matches for "conflicting metrics identities" by name, unit and
+    aggregation only — not by instrumentation scope, although the scope is part of a metric's identity.
+    Our OpenAI and Anthropic instrumentations each record ``gen_ai.client.token.usage`` (and the other
+    GenAI histograms) under their own scope, so a View matching both made the SDK warn on every run. Our
+    instruments carry the semconv boundaries as ``explicit_bucket_boundaries_advisory`` (which the SDK's
+    default aggregation honours), so they need no View; this one only fills in for an instrumentation
+    that advises nothing. (Two such foreign scopes recording the same metric would still get the SDK's
+    warning: that is the SDK's check, and their data is right either way.)
+    """
+
+    def _match(self, instrument: Any) -> bool:
+        advisory = getattr(instrument, "_advisory", None)
+        if getattr(advisory, "explicit_bucket_boundaries", None) is not None:
+            return False
+        return bool(super()._match(instrument))
+
+
 def genai_views() -> list[View]:
     """Views giving the GenAI client histograms the semantic conventions' bucket boundaries.
 
-    The instrumentation also passes them as ``explicit_bucket_boundaries_advisory``; Views make them hold
-    for any instrumentation that records these metrics, whatever it advises.
+    Only for instrumentations that advise no boundaries of their own: ours pass them as
+    ``explicit_bucket_boundaries_advisory`` (see `_UnadvisedHistogramView` for why they must not match).
     """
     return [
-        View(instrument_type=Histogram, instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(tuple(buckets)))
+        _UnadvisedHistogramView(
+            instrument_type=Histogram, instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(tuple(buckets)),
+        )
         for name, buckets in GENAI_HISTOGRAM_BUCKETS.items()
     ]
 

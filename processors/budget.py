@@ -33,6 +33,7 @@ from llm_telemetry.config import BudgetSettings
 from llm_telemetry.processors._budget_windows import WindowClock
 from llm_telemetry.processors.base import EnricherContext, Enrichment, EnrichmentEvent
 from llm_telemetry.processors.metrics import DROP_BUDGET_USER_EVICTED
+from llm_telemetry.processors.pricing import round_usd
 from llm_telemetry.record import GenAICall
 
 logger = logging.getLogger(__name__)
@@ -232,7 +233,7 @@ class BudgetEnricher:
             a.BUDGET_SCOPE: crossing.scope,
             a.BUDGET_LEVEL: crossing.level,
             a.BUDGET_LIMIT_USD: crossing.limit_usd,
-            a.BUDGET_SPENT_USD: crossing.spent_usd,
+            a.BUDGET_SPENT_USD: round_usd(crossing.spent_usd),
             a.BUDGET_WINDOW_START: crossing.window_start.isoformat(),
         }
         if crossing.scope == SCOPE_USER_HOURLY and crossing.subject is not None:
@@ -307,7 +308,7 @@ def _bump(table: dict[str, float], key: str, amount: float) -> None:
 def _scope_status(spend: _Spend, limit: float | None, window_start: str) -> dict[str, Any]:
     return {
         "window_start": window_start,
-        "spent_usd": spend.spent,
+        "spent_usd": round_usd(spend.spent),
         "limit_usd": limit,
         "used_ratio": (spend.spent / limit if limit else None),
         "level": _LEVEL_NAMES[spend.level],

@@ -34,7 +34,7 @@ from llm_telemetry import attributes as a
 from llm_telemetry.config import env_var
 from llm_telemetry.processors.base import EnricherContext, Enrichment
 from llm_telemetry.processors.metrics import UsageKey, UsageMetrics
-from llm_telemetry.processors.pricing import ModelPrice, PricingTable, load_pricing
+from llm_telemetry.processors.pricing import ModelPrice, PricingTable, load_pricing, round_usd
 from llm_telemetry.record import GenAICall
 
 logger = logging.getLogger(__name__)
@@ -121,8 +121,8 @@ class CostEnricher:
         uncached = input_tokens - cache_read - cache_write
         if uncached < 0:
             uncached = input_tokens
-        input_usd = uncached * price.input_per_token
-        output_usd = output_tokens * price.output_per_token
+        input_usd = round_usd(uncached * price.input_per_token)
+        output_usd = round_usd(output_tokens * price.output_per_token)
         attrs = {
             a.COST_INPUT_USD: input_usd,
             a.COST_OUTPUT_USD: output_usd,
@@ -131,12 +131,13 @@ class CostEnricher:
         }
         total = input_usd + output_usd
         if cache_read or cache_write:
-            read_usd = cache_read * price.cache_read_per_token
-            write_usd = cache_write * price.cache_write_per_token
+            read_usd = round_usd(cache_read * price.cache_read_per_token)
+            write_usd = round_usd(cache_write * price.cache_write_per_token)
             attrs[a.COST_CACHE_READ_USD] = read_usd
             attrs[a.COST_CACHE_WRITE_USD] = write_usd
             total += read_usd + write_usd
             self._check_cache_semantics(price, call, input_tokens, cache_read, cache_write)
+        total = round_usd(total)
         attrs[a.COST_TOTAL_USD] = total
         self.metrics.record(key, total, input_tokens, output_tokens)
         return Enrichment(attrs)

@@ -6,13 +6,20 @@ three per span — more than the whole per-span budget of the pipeline. Instead 
 small in-process table (one dict lookup under a lock) and *observable* counters report the running
 totals when a reader collects. The exported data is the same monotonic sum a ``Counter`` would give.
 
-Cardinality: one series per distinct (request model, response model, provider, user, feature). Past
-``max_series`` new combinations go to one overflow series marked ``otel.metric.overflow=true`` (as
-the SDK's own cardinality limit does), so totals stay right and memory stays bounded.
+Cardinality: one series per distinct (request model, response model, provider, user, feature). The
+OpenTelemetry SDK keeps at most 2,000 attribute sets per metric (its cardinality limit) and folds the
+rest into one point with *no* attributes but ``otel.metric.overflow=true`` — which would lose
+``gen_ai.token.type``, the model and the provider of every later user. So our own cap trips first:
+``llm_telemetry.tokens`` has two points per series (input, output), hence at most ``max_series`` ≈ 1,000
+series including the overflow ones. Past 90 % of the cap, a new combination is counted without its
+user (model, provider, feature and token type kept, ``otel.metric.overflow=true``); when even those
+run out, in one catch-all series that keeps only the token type. Totals stay exact, memory stays
+bounded, and one warning says when the cap trips.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
@@ -32,15 +39,27 @@ DROP_CONTENT_STRIPPED = "content_stripped"
 """Content attributes removed from a span because content capture is off (counted per attribute)."""
 DROP_BUDGET_USER_EVICTED = "budget_user_evicted"
 
+logger = logging.getLogger(__name__)
+
 OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
-DEFAULT_MAX_SERIES = 2000
-"""Same as the OpenTelemetry SDK's default cardinality limit per metric stream."""
+try:
+    from opentelemetry.sdk.metrics._internal._view_instrument_match import _DEFAULT_CARDINALITY_LIMIT as SDK_CARDINALITY_LIMIT
+except ImportError:  # moved in some SDK version: its documented default
+    SDK_CARDINALITY_LIMIT = 2000
+"""Attribute sets the OpenTelemetry SDK keeps per metric stream before it folds the rest into one point."""
+POINTS_PER_SERIES = 2
+"""``llm_telemetry.tokens`` reports an input and an output point per series."""
+DEFAULT_MAX_SERIES = (SDK_CARDINALITY_LIMIT - 1) // POINTS_PER_SERIES - 1
+"""999 with the SDK's default: every series (overflow ones included) fits under the SDK's limit (< 2,000 points)."""
 
 Attributes = dict[str, AttributeValue]
 UsageKey = tuple[str | None, str | None, str | None, str | None, str | None]
 """(request model, response model, provider, user id, feature)."""
 _USAGE_NAMES = (a.REQUEST_MODEL, a.RESPONSE_MODEL, a.PROVIDER_NAME, a.USER_ID, a.FEATURE)
 _OVERFLOW_KEY: UsageKey = ("\0overflow", None, None, None, None)
+"""The catch-all series: only the token type survives."""
+_OVERFLOW_USER = "\0overflow"
+"""User slot of a series of users past the cap: model, provider and feature kept, user dropped."""
 
 
 @runtime_checkable
@@ -107,7 +126,11 @@ class UsageMetrics:
     def __init__(self, meter: Meter | None = None, max_series: int = DEFAULT_MAX_SERIES) -> None:
         self._series: dict[UsageKey, _Series] = {}
         self._unknown: dict[UsageKey, list[int | Attributes]] = {}
-        self._max_series = max_series
+        self._max_series = max(3, max_series)
+        # Series with all their dimensions; the rest of the cap is left for the per-model overflow series.
+        self._max_primary = self._max_series - max(2, self._max_series // 10)
+        self._primary = 0
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
         if meter is not None:
             meter.create_observable_counter(
@@ -145,13 +168,34 @@ class UsageMetrics:
             entry[0] += 1  # type: ignore[operator]
 
     def _new_series(self, key: UsageKey) -> _Series:
-        if len(self._series) >= self._max_series:
-            key = _OVERFLOW_KEY
+        """Called with the lock held for a key not yet in the table."""
+        if self._primary < self._max_primary:
+            self._primary += 1
+        else:
+            key = (key[0], key[1], key[2], _OVERFLOW_USER, key[4])
             series = self._series.get(key)
             if series is not None:
                 return series
+            self._overflowing("user", f"calls of further users are counted without {a.USER_ID}")
+            if len(self._series) >= self._max_series - 1:  # the last place is the catch-all's
+                key = _OVERFLOW_KEY
+                series = self._series.get(key)
+                if series is not None:
+                    return series
+                self._overflowing("all", "calls of further model/provider/feature combinations are counted in one series")
         series = self._series[key] = _Series(_attributes(key))
         return series
+
+    def _overflowing(self, kind: str, what: str) -> None:
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        logger.warning(
+            "llm-telemetry: %s and %s reached their cap of %d series (%d points each; the OpenTelemetry SDK keeps %d per "
+            "metric and would drop every attribute past that); %s, marked %s=true. Totals stay exact. Fewer series: "
+            "LLM_TELEMETRY_COST_USER_DIMENSION=false.",
+            a.METRIC_COST, a.METRIC_TOKENS, self._max_series, POINTS_PER_SERIES, SDK_CARDINALITY_LIMIT, what, OVERFLOW_ATTRIBUTE,
+        )
 
     def totals(self) -> dict[str, float]:
         """Process-lifetime totals (``cost_usd``, ``input_tokens``, ``output_tokens``, ``unknown_model_calls``)."""
@@ -181,6 +225,10 @@ class UsageMetrics:
 
 
 def _attributes(key: UsageKey) -> Attributes:
-    if key is _OVERFLOW_KEY:
+    if key == _OVERFLOW_KEY:
         return {OVERFLOW_ATTRIBUTE: True}
-    return {name: value for name, value in zip(_USAGE_NAMES, key, strict=True) if value is not None}
+    out: Attributes = {name: value for name, value in zip(_USAGE_NAMES, key, strict=True) if value is not None}
+    if key[3] == _OVERFLOW_USER:
+        del out[a.USER_ID]
+        out[OVERFLOW_ATTRIBUTE] = True
+    return out

@@ -13,7 +13,7 @@ File layout (TOML or JSON, same shape)::
 
 A user-file entry replaces the bundled entry of the same model id as a whole (mixing fields from two
 price lists would produce a price nobody published). Model ids are resolved by `PricingTable.resolve`:
-see `normalise_model_id` and the longest-prefix rule there.
+see `normalise_model_id` and the snapshot-suffix rule there.
 """
 
 from __future__ import annotations
@@ -37,7 +37,17 @@ _MODEL_FIELDS = frozenset({"input", "output", "cache_read", "cache_write", "sour
 _GROUP_FIELDS = frozenset({"source", "checked", "models"})
 _PROVIDER_MARKERS = ("anthropic.", "openai.")
 _CLAUDE_DOTTED_VERSION = re.compile(r"(\d)\.(\d)")
-_DATE_SUFFIX = re.compile(r"[-@](?:\d{4}-\d{2}-\d{2}|\d{8})$")
+_SNAPSHOT_SUFFIX = re.compile(
+    r"(?:"
+    r"-v\d+:\d+"                                  # Bedrock model version: -v1:0, -v2:0
+    r"|(?:-v\d+)?@(?:\d{8}|\d{4}-\d{2}-\d{2})"      # Vertex snapshot: @20250929, -v2@20241022
+    r"|-(?:\d{4}-\d{2}-\d{2}|\d{8})"               # dated snapshot: -2024-07-18, -20250929
+    r"|-(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"    # OpenAI's older MMDD snapshots: -0613, -1106
+    r"|-latest"                                     # the alias of the newest snapshot of that model
+    r"|-0"                                          # Anthropic's x-0 alias of version x (claude-opus-4-0)
+    r")$"
+)
+"""Suffixes that name a snapshot (or a deployment of one) of the model before them, never another model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +70,23 @@ class ModelPrice:
     """Falls back to the input price when the table has no cache-write price."""
 
 
+def round_usd(value: float) -> float:
+    """``value`` to 12 significant digits: what we put on spans and events.
+
+    Why: per-token prices make float products like ``40 * 0.15e-6 = 5.999999999999999e-06``, which every
+    exporter that prints the raw float (the SDK's console exporter, JSON backends) shows as such. 12
+    significant digits drop that noise (it sits near the 16th) and keep far more precision than any
+    price has. Running totals (metrics, budgets) add the rounded values: the noise never accumulates.
+    """
+    return float(f"{value:.12g}")
+
+
 def normalise_model_id(model: str) -> str:
     """Lower-case, drop routing prefixes (``openai/``, ``us.anthropic.``), and write Claude versions with dashes.
 
     ``openrouter/anthropic/claude-3.5-sonnet`` → ``claude-3-5-sonnet``;
     ``us.anthropic.claude-sonnet-4-5-20250929-v1:0`` → ``claude-sonnet-4-5-20250929-v1:0`` (the suffix is
-    then handled by prefix resolution).
+    then handled by snapshot-suffix resolution).
     """
     name = model.strip().lower()
     if "/" in name:
@@ -100,34 +121,25 @@ class PricingTable:
     def resolve(self, model: str) -> ModelPrice | None:
         """The entry pricing ``model``, or ``None`` when no entry matches.
 
-        After `normalise_model_id`, the longest entry that equals the id or is a prefix of it ending at
-        a ``-``, ``@`` or ``:`` boundary wins: ``gpt-4o-mini-2024-07-18`` → ``gpt-4o-mini``,
-        ``claude-sonnet-4-5@20250929`` → ``claude-sonnet-4-5``, ``gpt-4-0613`` → ``gpt-4``. What follows
-        the entry must be an alias, not a newer version: ``gpt-4.5`` does not match ``gpt-4`` (no
-        boundary) and ``claude-opus-4-7`` does not match ``claude-opus-4`` (a 1-2 digit number other
-        than ``0`` is a version), so an unlisted version is reported unknown rather than mispriced.
+        After `normalise_model_id`, an entry matches the id itself, or the id with its snapshot suffixes
+        removed (`_SNAPSHOT_SUFFIX`: a date, an OpenAI ``-MMDD``, ``-latest``, ``-0``, Bedrock's ``-v1:0``,
+        Vertex's ``@date``): ``gpt-4o-mini-2024-07-18`` → ``gpt-4o-mini``, ``claude-sonnet-4-5@20250929`` →
+        ``claude-sonnet-4-5``, ``gpt-4-0613`` → ``gpt-4``. Nothing else is cut: a variant
+        (``o3-deep-research``, ``gpt-4o-audio-preview``) or a newer version (``claude-opus-4-7``,
+        ``gpt-4.5``) is priced differently from its base, so it is reported unknown unless listed.
         """
         try:
             return self._resolved[model]
         except KeyError:
             pass
         name = normalise_model_id(model)
-        found = None
-        while name:
+        found = self._entries.get(name) if name else None
+        while found is None and name:
+            suffix = _SNAPSHOT_SUFFIX.search(name)
+            if suffix is None or suffix.start() == 0:
+                break
+            name = name[:suffix.start()]
             found = self._entries.get(name)
-            if found is not None:
-                break
-            date = _DATE_SUFFIX.search(name)
-            if date is not None:
-                name = name[:date.start()]
-                continue
-            cut = max(name.rfind("-"), name.rfind("@"), name.rfind(":"))
-            if cut <= 0:
-                break
-            segment = name[cut + 1:]
-            if segment.isdigit() and len(segment) <= 2 and segment != "0":
-                break  # a version number (claude-opus-4-7 is not claude-opus-4), not an alias
-            name = name[:cut]
         if len(self._resolved) >= _RESOLVE_CACHE_MAX:
             self._resolved.clear()  # distinct ids are few in practice; a flood of them must not grow memory
         self._resolved[model] = found
@@ -139,11 +151,12 @@ def load_pricing(user_file: Path | None = None) -> PricingTable:
     bundled = resources.files("llm_telemetry.processors").joinpath(BUNDLED_FILE)
     entries = parse_pricing(tomllib.loads(bundled.read_text(encoding="utf-8")), origin=f"bundled {BUNDLED_FILE}")
     if user_file is not None:
-        entries.update(parse_pricing(_read_user_file(user_file), origin=str(user_file)))
+        data, text = _read_user_file(user_file)
+        entries.update(parse_pricing(data, origin=str(user_file), text=text))
     return PricingTable(entries)
 
 
-def _read_user_file(path: Path) -> Any:
+def _read_user_file(path: Path) -> tuple[Any, str]:
     where = f"{path} ({env_var('cost', 'pricing_file')})"
     try:
         text = path.read_text(encoding="utf-8")
@@ -151,15 +164,24 @@ def _read_user_file(path: Path) -> Any:
         raise ConfigError(f"{where}: cannot read pricing file: {exc.strerror or exc}") from None
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return tomllib.loads(text)
+            return json.loads(text), text
+        return tomllib.loads(text), text
     except ValueError as exc:  # tomllib.TOMLDecodeError and json.JSONDecodeError both subclass it; both name the line
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise ConfigError(f"{where}: not valid {kind}: {exc}") from None
 
 
-def parse_pricing(data: Any, origin: str) -> dict[str, ModelPrice]:
-    """Validate one parsed pricing document; every error names ``origin``, the model and the field."""
+def _line_of_key(text: str, key: str) -> int | None:
+    """Best-effort line where ``key`` is defined: ``"key" =`` / ``key =`` (TOML) or ``"key":`` (JSON), or its table."""
+    pattern = re.compile(rf"""^\s*(?:\[[^\]]*)?["']?{re.escape(key)}["']?\s*[=:\]]""")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return number
+    return None
+
+
+def parse_pricing(data: Any, origin: str, text: str | None = None) -> dict[str, ModelPrice]:
+    """Validate one parsed pricing document; every error names ``origin`` (and its line, given ``text``), the model, the field."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: top level must be a table of provider groups")
     out: dict[str, ModelPrice] = {}
@@ -178,7 +200,13 @@ def parse_pricing(data: Any, origin: str) -> dict[str, ModelPrice]:
             key = normalise_model_id(str(model))
             if key in out:
                 raise ConfigError(f"{origin}: model {model!r} is listed twice (as {out[key].model!r} in [{out[key].provider}])")
-            out[key] = _entry(str(model), str(provider), entry, source, checked, origin)
+            try:
+                out[key] = _entry(str(model), str(provider), entry, source, checked, origin)
+            except ConfigError as exc:
+                line = _line_of_key(text, str(model)) if text else None
+                if line is None:
+                    raise
+                raise ConfigError(str(exc).replace(f"{origin}: ", f"{origin}, line {line}: ", 1)) from None
     return out
 
 

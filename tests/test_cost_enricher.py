@@ -157,12 +157,46 @@ def test_cost_and_token_metrics_break_down_by_model_provider_user_feature(metric
     assert enricher.metrics.totals()["cost_usd"] == pytest.approx(3 * 0.0035)
 
 
-def test_metric_series_are_capped_with_an_overflow_series(metrics: Metrics) -> None:
-    usage = UsageMetrics(metrics.meter, max_series=10)
-    for i in range(25):
+def test_metric_series_are_capped_with_overflow_series_that_keep_model_and_token_type(metrics: Metrics) -> None:
+    usage = UsageMetrics(metrics.meter, max_series=30)  # 27 full series, 2 per-model overflow series, 1 catch-all
+    for i in range(40):
         usage.record(("gpt-4o", None, "openai", f"user-{i}", None), 1.0, 10, 1)
+    usage.record(("gpt-4o-mini", None, "openai", "user-x", None), 1.0, 10, 1)
+    usage.record(("o3", None, "openai", "user-y", None), 1.0, 10, 1)
+    usage.record(("o3", None, "openai", "user-z", None), 1.0, 10, 1)
     points = metrics.points(a.METRIC_COST)
-    assert len(points) == 11
-    overflow = [v for p, v in points if p.get(OVERFLOW_ATTRIBUTE)]
-    assert overflow == [15.0]
-    assert sum(v for _, v in points) == 25.0
+    assert len(points) == 30
+    overflow = {p.get(a.REQUEST_MODEL): v for p, v in points if p.get(OVERFLOW_ATTRIBUTE)}
+    assert overflow == {"gpt-4o": 13.0, "gpt-4o-mini": 1.0, None: 2.0}
+    assert sum(v for _, v in points) == 43.0
+    tokens = metrics.points(a.METRIC_TOKENS)
+    assert all(a.TOKEN_TYPE in p for p, _ in tokens)
+    catch_all = [p for p, _ in tokens if p.get(OVERFLOW_ATTRIBUTE) and a.REQUEST_MODEL not in p]
+    assert catch_all == [{OVERFLOW_ATTRIBUTE: True, a.TOKEN_TYPE: "input"}, {OVERFLOW_ATTRIBUTE: True, a.TOKEN_TYPE: "output"}]
+
+
+def test_1200_users_keep_every_token_typed_under_the_sdk_cardinality_limit(metrics: Metrics, caplog) -> None:
+    # Each user is two token points; the SDK folds everything past 2,000 attribute sets into one untyped point.
+    enricher = CostEnricher(PRICING, metrics.meter)
+    features = ("chat", "search", "extract")
+    with caplog.at_level(logging.WARNING, logger="llm_telemetry.processors.metrics"):
+        for i in range(1_200):
+            enricher.enrich(call(request_model="gpt-4o-mini", input_tokens=3, output_tokens=2, user_id=f"user-{i}",
+                                 feature=features[i % 3]), SPAN, Enrichment())
+        tokens = metrics.points(a.METRIC_TOKENS)
+        metrics.points(a.METRIC_TOKENS)  # a second collection: still one warning
+    assert len(tokens) < 2_000
+    untyped = [(p, v) for p, v in tokens if a.TOKEN_TYPE not in p]
+    assert untyped == []
+    by_type = {"input": 0, "output": 0}
+    for p, v in tokens:
+        by_type[p[a.TOKEN_TYPE]] += v
+    assert by_type == {"input": 3 * 1_200, "output": 2 * 1_200}
+    overflow = [p for p, _ in tokens if p.get(OVERFLOW_ATTRIBUTE)]
+    assert overflow and all(p[a.REQUEST_MODEL] == "gpt-4o-mini" and p[a.PROVIDER_NAME] == "openai" and a.USER_ID not in p
+                            for p in overflow)
+    assert {p[a.FEATURE] for p in overflow} == set(features)  # low-cardinality dimensions survive the overflow
+    cost = metrics.points(a.METRIC_COST)
+    assert sum(v for _, v in cost) == pytest.approx(1_200 * (3 * 0.15 + 2 * 0.60) / 1e6)
+    warnings = [r for r in caplog.records if "cap of" in r.getMessage()]
+    assert len(warnings) == 1 and "2000" in warnings[0].getMessage()

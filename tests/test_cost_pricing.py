@@ -75,8 +75,12 @@ def test_anthropic_cache_prices_follow_the_published_multipliers() -> None:
         ("o3-mini-2025-01-31", "o3-mini"),
         ("gpt-4-0613", "gpt-4"),
         ("gpt-4-32k-0613", "gpt-4-32k"),
-        ("gpt-4-1106-vision-preview", "gpt-4-1106"),
+        ("gpt-4-1106-vision-preview", "gpt-4-1106-vision-preview"),  # a variant: listed, not derived
         ("gpt-3.5-turbo-0125", "gpt-3.5-turbo"),
+        ("gpt-3.5-turbo-1106", "gpt-3.5-turbo-1106"),  # an older snapshot priced differently keeps its own entry
+        ("o1-preview-2024-09-12", "o1-preview"),
+        ("claude-sonnet-4-0", "claude-sonnet-4"),
+        ("claude-haiku-4-5@2025-10-01", "claude-haiku-4-5"),
         ("claude-opus-4-0", "claude-opus-4"),
         ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet"),
         ("gpt-4o-mini-realtime-preview-2024-12-17", "gpt-4o-mini-realtime-preview"),
@@ -96,6 +100,23 @@ def test_ids_without_a_boundary_match_are_unknown_not_mispriced(model_id: str) -
     assert BUNDLED.resolve(model_id) is None
 
 
+@pytest.mark.parametrize(
+    "model_id",
+    ["o3-deep-research", "o3-deep-research-2025-06-26", "o4-mini-deep-research", "gpt-4o-audio-preview",
+     "gpt-4o-audio-preview-2024-12-17", "gpt-4o-search-preview", "gpt-4o-mini-tts", "gpt-4o-mini-transcribe",
+     "gpt-5-mini-search", "o3-pro-mini", "claude-3-5-sonnet-vision", "claude-sonnet-4-5-v2", "gpt-4o-2024"],
+)
+def test_variants_of_a_listed_model_are_unknown_unless_listed(model_id: str) -> None:
+    # o3-deep-research costs about five times o3; a base entry is never a price for a variant.
+    assert BUNDLED.resolve(model_id) is None
+
+
+def test_every_bundled_entry_resolves_to_itself() -> None:
+    # No bundled entry depends on another one through the snapshot rule (which would hide a missing entry).
+    for model in BUNDLED.models:
+        assert BUNDLED.resolve(model).model.lower() == model, model
+
+
 def test_normalisation() -> None:
     assert normalise_model_id(" OpenAI/GPT-4o ") == "gpt-4o"
     assert normalise_model_id("eu.anthropic.claude-3-haiku-20240307-v1:0") == "claude-3-haiku-20240307-v1:0"
@@ -113,7 +134,8 @@ def test_user_toml_overrides_and_extends(tmp_path: Path) -> None:
     table = load_pricing(path)
     gpt = table.resolve("gpt-4o-2024-11-20")
     assert (gpt.input, gpt.output, gpt.cache_read, gpt.source, gpt.checked) == (2.0, 8.0, None, "https://internal/contract", "2026-01-02")
-    acme = table.resolve("acme-llm-v2")
+    assert table.resolve("acme-llm-v2") is None  # a variant, not a snapshot
+    acme = table.resolve("acme-llm-2026-01-02")
     assert acme is not None and acme.source == str(path) and acme.cache_read == 0.5
     assert table.resolve("gpt-4o-mini").input == 0.15  # untouched bundled entry
 

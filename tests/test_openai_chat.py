@@ -361,9 +361,10 @@ def test_stall_threshold_and_per_chunk_events_are_configurable(otel, client, fak
     assert sum(p.count for p in per_chunk) == 3  # one point per gap between 4 chunks
 
 
-def test_attribution_set_upstream_as_baggage_is_honoured(otel, client):
+def test_attribution_set_upstream_as_baggage_is_honoured_when_trusted(otel, client, settings_env):
     from opentelemetry import baggage, context
 
+    settings_env({"LLM_TELEMETRY_ATTRIBUTION_TRUST_BAGGAGE": "true"})  # opt-in: inbound baggage is untrusted by default
     ctx = baggage.set_baggage("user.id", "u-upstream", context=baggage.set_baggage("llm_telemetry.feature", "search"))
     token = context.attach(ctx)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +174,62 @@ def test_the_entry_point_builds_the_enricher(tmp_path: Path) -> None:
     (enricher,) = build_enrichers(settings, context)
     assert isinstance(enricher, SafetyEnricher) and enricher.name == "safety"
     meter_provider.shutdown()
+
+
+SECRET_KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z_AbCdEf"
+
+
+def test_stored_content_masks_secrets_exactly_as_the_span_does(capture_env: SafetyEnv) -> None:
+    output = f"Your key is {SECRET_KEY}; card 4111 1111 1111 1111, order 1234 5678 9012 3456, mail jane.doe@example.com."
+    span = capture_env.run_call(make_call(output, prompt=f"I pasted {SECRET_KEY} by mistake"))
+    capture_env.flush()
+    queue = ReviewQueue(capture_env.settings.review.db_path)
+    (item,) = queue.list()
+    queue.close()
+    matches = dict(m.split(": ", 1) for m in span.attributes[a.SAFETY_MATCHES])
+    masked_key, masked_card = matches["secret.openai_key"], matches["pii.credit_card"]
+    assert (masked_key, masked_card) == ("sk-p…(47 chars)", "4111…(19 chars)")
+    assert item.output == (f"Your key is {masked_key}; card {masked_card}, order 1234 5678 9012 3456, "
+                           "mail jane.doe@example.com.")  # a number failing Luhn and unmasked patterns stay as they are
+    assert item.prompt == f"I pasted {masked_key} by mistake"  # the prompt was not even screened: masked all the same
+    assert SECRET_KEY not in repr(item.to_dict())
+
+
+def test_one_poisoned_output_never_costs_the_rest_of_its_review_batch(capture_env: SafetyEnv) -> None:
+    env = capture_env
+    release = threading.Event()
+    env.worker.submit(lambda: release.wait(10))  # every item below waits for one write
+    for i in range(641):
+        output = PII_OUTPUT + (" \ud800" if i in (7, 300) else "")  # a lone surrogate, e.g. from a JSON escape
+        env.run_call(make_call(output, model="gpt-4o\udfff" if i == 400 else "gpt-4o-mini"))
+    release.set()
+    env.flush()
+    queue = ReviewQueue(env.settings.review.db_path)
+    assert queue.count() == 641
+    assert sum("\ufffd" in (item.output or "") + (item.model or "") for item in queue.list()) == 3
+    queue.close()
+    assert env.enricher.dropped_counts() == {"safety_review_text_replaced": 3}
+
+
+def test_only_the_inline_cap_is_screened_on_the_span_and_the_rest_on_the_worker(tmp_path: Path) -> None:
+    env = make_env(settings_for(tmp_path, {"LLM_TELEMETRY_SAFETY_INLINE_SCREEN_CHARS": "8192"}))
+    try:
+        long_clean = (CLEAN_OUTPUT + " ") * 400  # ~36 kB
+        tail_leak = long_clean + "Write to jane.doe@example.com."
+        head_leak = "Write to jane.doe@example.com. " + long_clean
+        late = env.run_call(make_call(tail_leak))
+        early = env.run_call(make_call(head_leak))
+        env.flush()
+        assert late.attributes[a.SAFETY_FLAGGED] is False  # the span's verdict covers the inline part only ...
+        assert late.attributes[a.SAFETY_DEFERRED_CHARS] > len(tail_leak) - 8192  # ... and says how much was left
+        assert early.attributes[a.SAFETY_FLAGGED] is True
+        flags = {tuple(sorted(p.items())): v for p, v in env.points(a.METRIC_SAFETY_FLAGS)}
+        assert flags == {((a.SAFETY_ACTION, "flag"), (a.SAFETY_CATEGORY, "pii")): 2}  # the late finding is counted
+        queue = ReviewQueue(env.settings.review.db_path)
+        items = queue.list()
+        queue.close()
+        assert sorted(item.span_id for item in items) == sorted(format(s.context.span_id, "016x") for s in (late, early))
+        short = env.run_call(make_call(CLEAN_OUTPUT))
+        assert a.SAFETY_DEFERRED_CHARS not in short.attributes
+    finally:
+        env.close()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
@@ -215,3 +218,71 @@ def test_lost_review_items_reach_the_dropped_metric(tmp_path: Path) -> None:
         assert ({"llm_telemetry.dropped.reason": "safety_review_item"}, 1) in env.points("llm_telemetry.dropped")
     finally:
         env.close()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_queue_files_are_owner_only_whatever_the_umask(db: Path) -> None:
+    old_umask = os.umask(0)  # the most permissive umask: modes come from us, not from it
+    try:
+        queue = ReviewQueue(db)
+        queue.add_many([SCREEN_ITEM, JUDGE_ITEM])
+        wal, shm = db.with_name("review.db-wal"), db.with_name("review.db-shm")
+        assert wal.exists() and shm.exists()  # WAL mode, connection open
+        assert {p.name: oct(_mode(p)) for p in (db, wal, shm)} == {p.name: "0o600" for p in (db, wal, shm)}
+        assert oct(_mode(db.parent)) == "0o700" and oct(_mode(db.parent.parent)) == "0o700"  # both created by us
+        queue.close()
+    finally:
+        os.umask(old_umask)
+
+
+def test_files_left_readable_by_an_older_version_are_tightened(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o755)
+    db = shared / "review.db"
+    old_umask = os.umask(0o022)
+    try:
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+        os.chmod(db, 0o644)
+        shm = db.with_name("review.db-shm")
+        assert shm.exists()
+        os.chmod(shm, 0o644)
+        queue = ReviewQueue(db)
+        assert queue.count() == 0  # opening to read is enough
+        assert oct(_mode(db)) == "0o600" and oct(_mode(shm)) == "0o600"
+        assert oct(_mode(shared)) == "0o755"  # a directory that existed is not ours to change
+        queue.close()
+        conn.close()
+    finally:
+        os.umask(old_umask)
+
+
+def test_a_lone_surrogate_costs_only_its_own_item_and_is_counted(db: Path) -> None:
+    items = [SCREEN_ITEM] * 641
+    items[10] = dataclasses.replace(JUDGE_ITEM, output="a fight \ud800 here")  # e.g. from a JSON "\ud800" escape
+    items[500] = dataclasses.replace(SCREEN_ITEM, model="gpt-4o\udfff")
+    queue = ReviewQueue(db)
+    ids = queue.add_many(items)
+    assert len(ids) == 641 and queue.count() == 641
+    assert (queue.replaced, queue.failed) == (2, 0)
+    assert queue.get(ids[10]).output == "a fight \ufffd here"
+    assert queue.get(ids[500]).model == "gpt-4o\ufffd"
+    queue.close()
+
+
+def test_an_item_sqlite_rejects_is_counted_and_the_batch_is_kept(db: Path) -> None:
+    queue = ReviewQueue(db)
+    bad = dataclasses.replace(SCREEN_ITEM, score=2**70)  # too large for an SQLite integer: rejected at bind time
+    worker = BackgroundWorker(10)
+    writer = ReviewWriter(queue, worker.submit)
+    for item in (SCREEN_ITEM, bad, JUDGE_ITEM):
+        writer.add(item)
+    assert worker.flush(10)
+    assert queue.count() == 2 and queue.failed == 1 and writer.dropped == 1
+    queue.close()
+    worker.shutdown()

@@ -11,7 +11,14 @@ from _safety_helpers import write_pack
 
 from llm_telemetry.config import ConfigError, SafetySettings, load_settings
 from llm_telemetry.processors.safety.patterns import load_default_packs, resolve_patterns
-from llm_telemetry.processors.safety.screen import CLEAN, ERROR_SET_OUT_OF_MEMORY, Screen, screen_for
+from llm_telemetry.processors.safety.screen import (
+    CLEAN,
+    ERROR_SET_OUT_OF_MEMORY,
+    SCREEN_OVERLAP_CHARS,
+    Screen,
+    plan_screen,
+    screen_for,
+)
 from llm_telemetry.processors.safety.validators import iban, luhn
 
 
@@ -332,3 +339,89 @@ def test_unicode_text_is_screened(screen: Screen) -> None:
     assert screen.scan("Écrivez à renée@example.fr — merci").pattern_ids == ("pii.email",)
     lone_surrogate = "\ud800 kill yourself"  # what json.loads makes of a "\\ud800" escape
     assert screen.scan(lone_surrogate, with_matches=True).matches == ("self_harm.encouragement: kill yourself",)
+
+
+# --- bounded inline screening: the plan and the deferred windows ----------------------------------------
+
+SECRET = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z_AbCdEf"
+
+
+def _prose(n_chars: int, seed: int = 3) -> str:
+    rng = random.Random(seed)
+    words = ["the", "invoice", "was", "paid", "within", "thirty", "days", "and", "our", "team", "confirmed", "it"]
+    out: list[str] = []
+    size = 0
+    while size < n_chars:
+        word = rng.choice(words)
+        out.append(word)
+        size += len(word) + 1
+    return " ".join(out)[:n_chars]
+
+
+def test_a_short_text_is_screened_inline_whole() -> None:
+    text = _prose(1000)
+    plan = plan_screen(text, 65536)
+    assert plan.inline is text and plan.windows == () and plan.deferred_chars == 0
+
+
+@pytest.mark.parametrize("size", [70_000, 1_000_000])
+def test_the_plan_caps_inline_and_covers_the_rest_with_overlapping_windows(size: int) -> None:
+    text = _prose(size)
+    plan = plan_screen(text, 65536)
+    assert 65536 - SCREEN_OVERLAP_CHARS < plan.inline_end <= 65536
+    assert plan.deferred_chars == size - plan.inline_end
+    previous_end = plan.inline_end
+    for start, end in plan.windows:
+        assert previous_end - start >= SCREEN_OVERLAP_CHARS  # overlaps what came before by at least the overlap
+        assert end - start <= 65536
+        assert text[start - 1].isspace()  # every cut falls after whitespace: no made-up word boundary
+        assert end == size or text[end - 1].isspace()
+        previous_end = end
+    assert previous_end == size
+    assert text[plan.inline_end - 1].isspace()
+
+
+def test_text_without_whitespace_is_cut_where_it_must() -> None:
+    text = "x" * 200_000
+    plan = plan_screen(text, 65536)
+    assert plan.inline_end == 65536
+    assert plan.windows[-1][1] == len(text)
+    assert all(a_end - b_start == SCREEN_OVERLAP_CHARS for (_, a_end), (b_start, _) in
+               zip(((0, plan.inline_end), *plan.windows), plan.windows, strict=False))
+
+
+def test_too_small_sizes_are_refused() -> None:
+    with pytest.raises(ValueError, match="overlap"):
+        plan_screen("y" * 10_000, 1000)
+
+
+def test_a_match_across_any_cut_is_not_lost(screen: Screen) -> None:
+    text = _prose(400_000)
+    plan = plan_screen(text, 65536)
+    cuts = [plan.inline_end] + [end for _, end in plan.windows[:-1]]
+    for cut in cuts:  # the secret straddles the cut: half on each side
+        poisoned = text[:cut - 20] + " " + SECRET + " " + text[cut + 30:]
+        poisoned_plan = plan_screen(poisoned, 65536)
+        inline = screen.scan(poisoned_plan.inline)
+        deferred = screen.scan_deferred(poisoned_plan)
+        assert "secret.openai_key" in inline.merge(deferred).pattern_ids, cut
+    assert screen.scan_deferred(plan) is CLEAN and screen.scan(plan.inline) is CLEAN  # and the clean text stays clean
+
+
+def test_deferred_windows_find_what_the_inline_part_does_not(screen: Screen) -> None:
+    text = _prose(300_000) + " write to jane.doe@example.com"
+    plan = plan_screen(text, 65536)
+    assert screen.scan(plan.inline) is CLEAN
+    assert screen.scan_deferred(plan).pattern_ids == ("pii.email",)
+
+
+def test_mask_secrets_masks_like_the_span_matches(screen: Screen) -> None:
+    text = f"key {SECRET} card 4111 1111 1111 1111 not a card 4111 1111 1111 1112 mail a@example.com"
+    matches = screen.scan(text, with_matches=True).matches
+    masked = screen.mask_secrets(text)
+    for match in matches:
+        pattern_id, shown = match.split(": ", 1)
+        assert shown in masked, pattern_id
+    assert SECRET not in masked and "4111 1111 1111 1111" not in masked
+    assert "4111 1111 1111 1112" in masked and "a@example.com" in masked  # fails Luhn / not a masked pattern
+    assert screen.mask_secrets("nothing here") == "nothing here"

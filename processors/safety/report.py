@@ -62,6 +62,12 @@ class SafetyStats:
             for flag in result.flags:
                 self._flags[flag] = self._flags.get(flag, 0) + 1
 
+    def record_flags(self, flags: Iterable[tuple[str, str]]) -> None:
+        """Count (category, action) flags found after the output was counted (deferred screening)."""
+        with self._lock:
+            for flag in flags:
+                self._flags[flag] = self._flags.get(flag, 0) + 1
+
     def record_screen_error(self, error: str) -> None:
         key = ("error", error)
         with self._lock:

@@ -7,12 +7,22 @@ created on the first write, so an app that never flags anything leaves nothing b
 queues items through `ReviewWriter`, which writes them in batches on the background worker.
 
 Content (prompt and output) is stored only when content capture is on; otherwise those columns are
-NULL and a reviewer follows the trace id to whatever the app itself logged.
+NULL and a reviewer follows the trace id to whatever the app itself logged. Stored content has its
+secrets masked exactly as the span's matches are (``redact``, the screen's `Screen.mask_secrets`).
+
+The file holds prompts and outputs, so it is the owner's only: directories we create are 0700, and the
+database and SQLite's ``-wal`` / ``-shm`` files (which SQLite creates with the database's mode) are 0600
+whatever the umask. Text SQLite cannot store (a lone surrogate from a JSON ``"\\ud800"`` escape has no
+UTF-8 form) is stored with U+FFFD in its place and counted in `ReviewQueue.replaced`; an item that still
+cannot be written is counted in `ReviewQueue.failed` — one bad item never costs the rest of its batch.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -21,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 STATUSES = ("open", "resolved")
 SOURCES = ("screen", "judge")
@@ -112,19 +124,88 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
-class ReviewQueue:
-    """The queue in one SQLite file; thread-safe (one connection behind a lock), opened lazily."""
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
-    def __init__(self, path: Path) -> None:
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and missing parents as 0700 (mkdir's mode is filtered by the umask: chmod after).
+
+    Directories that already exist are left as they are: they may be shared on purpose (the files are 0600).
+    """
+    missing = []
+    for parent in (directory, *directory.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=_DIR_MODE)
+        except FileExistsError:  # created concurrently
+            continue
+        os.chmod(created, _DIR_MODE)
+
+
+def _make_private_file(path: Path) -> None:
+    """Create ``path`` 0600 if missing, and make it and SQLite's side files 0600 if they are ours."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    except FileExistsError:
+        pass  # tightened below, if it is ours (a reviewer may read someone else's queue)
+    else:
+        try:
+            os.fchmod(fd, _FILE_MODE)  # the umask may have taken bits off, never added: make it exact
+        finally:
+            os.close(fd)
+    for suffix in ("", *_SQLITE_SIDE_FILES):  # left by an older version or a process with a wider umask
+        existing = path.with_name(path.name + suffix)
+        try:
+            info = existing.stat()
+            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                os.chmod(existing, _FILE_MODE)
+        except OSError:
+            continue
+
+
+def storable(text: str | None) -> tuple[str | None, bool]:
+    """``text`` as SQLite can store it (valid UTF-8), and whether characters had to be replaced."""
+    if text is None:
+        return None, False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Replaced, not passed through ("surrogatepass"): a surrogate stored as bytes is invalid UTF-8, and the
+        # row could then not be read back.
+        return _SURROGATES.sub("\ufffd", text), True
+    return text, False
+
+
+class ReviewQueue:
+    """The queue in one SQLite file; thread-safe (one connection behind a lock), opened lazily.
+
+    ``redact`` (e.g. `Screen.mask_secrets`) is applied to stored prompts, outputs and explanations; it runs
+    where `add_many` runs (the background worker), never on the application's thread.
+    """
+
+    def __init__(self, path: Path, *, redact: Callable[[str], str] | None = None) -> None:
         self.path = Path(path).expanduser()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._redact = redact
+        self._counts_lock = threading.Lock()
+        self.replaced = 0
+        """Items stored with unencodable characters replaced by U+FFFD."""
+        self.failed = 0
+        """Items that could not be stored at all (the others of their batch are)."""
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
         if self._conn is None:
             if not create and not self.path.exists():
                 return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private_dirs(self.path.parent)
+            _make_private_file(self.path)
             conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -137,31 +218,65 @@ class ReviewQueue:
         return self._conn
 
     def add(self, item: NewReviewItem) -> int:
-        """Append an open item; returns its id."""
-        return self.add_many([item])[0]
+        """Append an open item; returns its id (`ValueError` if it cannot be stored)."""
+        ids = self.add_many([item])
+        if not ids:
+            raise ValueError(f"review item could not be stored in {self.path} (counted in ReviewQueue.failed)")
+        return ids[0]
 
     def add_many(self, items: Sequence[NewReviewItem]) -> list[int]:
-        """Append open items in one transaction; returns their ids."""
+        """Append open items in one transaction; returns the ids of those stored (each item stands alone)."""
+        if any(item.source not in SOURCES for item in items):
+            bad = next(item.source for item in items if item.source not in SOURCES)
+            raise ValueError(f"review item source must be one of {SOURCES}, got {bad!r}")
         rows = []
         for item in items:
-            if item.source not in SOURCES:
-                raise ValueError(f"review item source must be one of {SOURCES}, got {item.source!r}")
-            rows.append((
-                _iso(item.flagged_at), item.trace_id, item.span_id, item.model, item.source, item.action,
-                json.dumps(list(item.categories)), json.dumps(list(item.pattern_ids)),
-                item.score, item.explanation, item.prompt, item.output,
-            ))
+            try:
+                rows.append(self._row(item))
+            except Exception:  # e.g. a failing redact: this item only
+                self._failed_item("could not be prepared")
+        ids: list[int] = []
         with self._lock:
             conn = self._connect(create=True)
             assert conn is not None
             conn.execute("BEGIN")
             try:
-                ids = [int(conn.execute(_INSERT, row).lastrowid or 0) for row in rows]
+                for row in rows:
+                    try:
+                        ids.append(int(conn.execute(_INSERT, row).lastrowid or 0))
+                    except (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, OverflowError):
+                        self._failed_item("was rejected by SQLite")  # a statement error leaves the transaction open
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         return ids
+
+    def _row(self, item: NewReviewItem) -> tuple[Any, ...]:
+        replaced = False
+        texts: list[str | None] = []
+        for value in (item.trace_id, item.span_id, item.model, item.explanation, item.prompt, item.output):
+            text, changed = storable(value)
+            replaced = replaced or changed
+            texts.append(text)
+        trace_id, span_id, model, explanation, prompt, output = texts
+        if self._redact is not None:
+            explanation, prompt, output = (None if t is None else self._redact(t) for t in (explanation, prompt, output))
+        if replaced:
+            with self._counts_lock:
+                self.replaced += 1
+        return (
+            _iso(item.flagged_at), trace_id, span_id, model, item.source, item.action,
+            json.dumps(list(item.categories)), json.dumps(list(item.pattern_ids)),
+            item.score, explanation, prompt, output,
+        )
+
+    def _failed_item(self, why: str) -> None:
+        with self._counts_lock:
+            self.failed += 1
+            first = self.failed == 1
+        logger.log(logging.WARNING if first else logging.DEBUG, "llm-telemetry: a review item %s and is not stored in %s "
+                   "(the rest of its batch is; counted as dropped)", why, self.path, exc_info=True)
 
     def list(self, status: str = "open", limit: int | None = None) -> list[ReviewItem]:
         """Items with ``status`` (``open``, ``resolved`` or ``all``), oldest first."""
@@ -266,8 +381,11 @@ class ReviewWriter:
         if not items:
             return
         try:
-            self.queue.add_many(items)
+            stored = len(self.queue.add_many(items))
         except Exception:
             with self._lock:
                 self.dropped += len(items)
             raise  # the worker logs and counts the failed task
+        if stored < len(items):  # items the queue could not store (it logged why); the others are in
+            with self._lock:
+                self.dropped += len(items) - stored

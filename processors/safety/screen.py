@@ -77,6 +77,73 @@ class ScreenResult:
 CLEAN = ScreenResult()
 
 
+# --- bounded inline screening ----------------------------------------------------------------------------
+#
+# The screen is linear, but not equally fast on every text: RE2's DFA runs several times slower per byte
+# on digit-heavy text (card- or IBAN-like groups keep many patterns alive at once) than on prose, and it
+# runs on the thread that ended the span — the app's, at the end of a stream. So only the first
+# ``inline_chars`` are screened inline; the rest is screened later (a background lane), in overlapping
+# windows so that a match across a cut is not lost.
+
+SCREEN_OVERLAP_CHARS = 1024
+"""Overlap of consecutive windows: any match up to this long lies whole in one window. Longer matches of
+the bundled patterns (keys, tokens) also match by a prefix of this length, so they are still detected."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenPlan:
+    """How one text is screened: ``text[:inline_end]`` now, then each ``windows`` slice later.
+
+    Cuts fall after whitespace where there is any near them, so that a window boundary is never a word
+    boundary the text does not have (which could make ``\\b``-anchored patterns match inside a word).
+    """
+
+    text: str
+    inline_end: int
+    windows: tuple[tuple[int, int], ...] = ()
+    """(start, end) of the deferred windows; each overlaps the previous one by >= the overlap."""
+
+    @property
+    def inline(self) -> str:
+        return self.text if not self.windows else self.text[:self.inline_end]
+
+    @property
+    def deferred_chars(self) -> int:
+        """Characters not screened inline."""
+        return len(self.text) - self.inline_end if self.windows else 0
+
+
+def plan_screen(text: str, inline_chars: int, *, window_chars: int | None = None, overlap: int = SCREEN_OVERLAP_CHARS) -> ScreenPlan:
+    """Split ``text`` into an inline part of at most ``inline_chars`` and overlapping deferred windows.
+
+    ``window_chars`` (default ``inline_chars``) bounds each deferred window; it must exceed three times
+    the overlap so that windows advance whatever the cuts. Pure: no screening happens here.
+    """
+    if len(text) <= inline_chars:
+        return ScreenPlan(text, len(text))
+    window_chars = inline_chars if window_chars is None else window_chars
+    if inline_chars <= overlap or window_chars <= 3 * overlap:
+        raise ValueError(f"inline size {inline_chars} must exceed the overlap ({overlap}), window size {window_chars} three times it")
+    inline_end = _cut_before(text, inline_chars, inline_chars - overlap)
+    windows: list[tuple[int, int]] = []
+    end = inline_end
+    while end < len(text):
+        start = _cut_before(text, end - overlap, end - 2 * overlap)
+        end = len(text) if start + window_chars >= len(text) else _cut_before(text, start + window_chars, start + window_chars - overlap)
+        windows.append((start, end))
+    return ScreenPlan(text, inline_end, tuple(windows))
+
+
+def _cut_before(text: str, position: int, floor: int) -> int:
+    """The last index in (floor, position] right after whitespace, else ``position`` (no whitespace near)."""
+    index = position
+    while index > floor:
+        if text[index - 1].isspace():
+            return index
+        index -= 1
+    return position
+
+
 class _Compiled:
     __slots__ = ("pattern", "regexp", "validator")
 
@@ -166,6 +233,40 @@ class Screen:
         if not ids and error is None:
             return CLEAN
         return ScreenResult(action, tuple(sorted(ids)), tuple(sorted(categories)), tuple(matches), tuple(sorted(flags)), error)
+
+    def scan_deferred(self, plan: ScreenPlan, *, with_matches: bool = False) -> ScreenResult:
+        """Screen the deferred windows of ``plan`` (on a background lane), merged into one result."""
+        result = CLEAN
+        for start, end in plan.windows:
+            result = result.merge(self.scan(plan.text[start:end], with_matches=with_matches))
+        return result
+
+    def mask_secrets(self, text: str) -> str:
+        """``text`` with every match of a ``mask = true`` pattern replaced by its masked form, as on spans.
+
+        For content kept outside the span (the review queue): a secret the span shows as ``sk-p…(51 chars)``
+        is stored as ``sk-p…(51 chars)`` too. Matches that fail the pattern's validator stay as they are.
+        """
+        maskable = [(i, c) for i, c in enumerate(self._compiled) if c.pattern.mask]
+        if not maskable or not text:
+            return text
+        try:
+            hits = self._set.Match(text)
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
+            hits = self._set.Match(text)
+        if hits is not None and self._sentinel in hits:  # else the set failed: try every maskable pattern
+            found = set(hits)
+            maskable = [(i, c) for i, c in maskable if i in found]
+        for _, compiled in maskable:
+            validator = compiled.validator
+
+            def replace(match: Any, validator: Validator | None = validator) -> str:
+                candidate = match.group()
+                return _mask(candidate) if validator is None or validator(candidate) else candidate
+
+            text = compiled.regexp.sub(replace, text)
+        return text
 
     @staticmethod
     def _extract(compiled: _Compiled, text: str) -> list[str]:

@@ -195,6 +195,7 @@ OwnAttribute = Literal[
     "llm_telemetry.safety.judge.category",
     "llm_telemetry.safety.category",
     "llm_telemetry.safety.error",
+    "llm_telemetry.safety.deferred_chars",
     # drop accounting
     "llm_telemetry.dropped.reason",
     # pipeline
@@ -287,6 +288,9 @@ SAFETY_JUDGE_CATEGORY: Final = "llm_telemetry.safety.judge.category"
 SAFETY_CATEGORY: Final = "llm_telemetry.safety.category"
 """One category (metric attribute of ``llm_telemetry.safety.flags``); spans carry the list in ``.categories``."""
 SAFETY_ERROR: Final = "llm_telemetry.safety.error"
+SAFETY_DEFERRED_CHARS: Final = "llm_telemetry.safety.deferred_chars"
+"""Characters past ``safety.inline_screen_chars`` screened after the span was exported (the verdict on the
+span covers the rest; a late finding goes to the flags metric and the review queue)."""
 """Why a screen or judge could not give a clean answer (e.g. ``re2_set_out_of_memory``); never silent."""
 DROPPED_REASON: Final = "llm_telemetry.dropped.reason"
 

@@ -264,6 +264,10 @@ class SafetySettings:
     screen_prompts: bool = _setting(False, _bool, "Screen prompts too (e.g. for prompt-injection markers).")
     block_rate_alert: float = _setting(0.001, _number(minimum=0, maximum=1), "Hard-block rate above which the safety report alerts.")
     max_mem_mb: int = _setting(64, _integer(8), "Memory for the RE2 pattern-set DFA (re2 reports no match when it runs out).")
+    inline_screen_chars: int = _setting(
+        65536, _integer(4096),
+        "Characters of an output (and prompt) screened on the thread that ends the span; the rest is screened in the background.",
+    )
     refusal_message: str = _setting(
         "This content is not available.", _text, "What `llm_telemetry.guard` suggests serving instead of a blocked output.",
     )
@@ -286,6 +290,34 @@ class ReviewSettings:
     db_path: Path = _setting(
         Path("~/.local/state/llm-telemetry/review.db").expanduser(), lambda raw: _optional_path(raw) or Path("review.db"),
         "SQLite file of the human review queue.",
+    )
+
+
+ATTRIBUTION_BAGGAGE_KEYS = ("user.id", "session.id", "gen_ai.conversation.id", "llm_telemetry.feature")
+"""The baggage keys `llm_telemetry.attribute` writes (and may read back when inbound baggage is trusted)."""
+
+
+def _baggage_keys(raw: Any) -> tuple[str, ...]:
+    keys = _names(raw)
+    for key in keys:
+        if key not in ATTRIBUTION_BAGGAGE_KEYS:
+            raise ValueError(f"{key!r} is not an attribution baggage key (known: {', '.join(ATTRIBUTION_BAGGAGE_KEYS)})")
+    return keys
+
+
+@dataclass(frozen=True)
+class AttributionSettings:
+    trust_baggage: bool = _setting(
+        False, _bool,
+        "Take user/session/conversation/feature from inbound W3C baggage (any HTTP client can set it). Off: only "
+        "`llm_telemetry.attribute(...)` in this process attributes calls; baggage values are ignored and counted.",
+    )
+    baggage_keys: tuple[str, ...] = _setting(
+        ATTRIBUTION_BAGGAGE_KEYS, _baggage_keys, "With trust_baggage: the baggage keys accepted (allow-list).",
+    )
+    baggage_max_chars: int = _setting(
+        128, _integer(1),
+        "With trust_baggage: longest accepted value; values must also be made of letters, digits and `._:@/+=-`.",
     )
 
 
@@ -353,6 +385,7 @@ class Settings:
     report: ReportSettings = field(default_factory=ReportSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    attribution: AttributionSettings = field(default_factory=AttributionSettings)
 
 
 def env_var(section: str, key: str) -> str:
@@ -492,6 +525,28 @@ def _load(environ: Mapping[str, str] | None, problems: list[str] | None) -> Sett
                      f"using the default {getattr(defaults, key)!r} until this is fixed")
         sections[section_field.name] = section_cls(**values)  # type: ignore[operator]
     return Settings(**sections)
+
+
+def origins(environ: Mapping[str, str] | None = None) -> dict[tuple[str, str], str]:
+    """Where each setting that is not a default comes from: ``(section, key)`` → env var or ``file, line N``.
+
+    Same precedence as `load_settings` (environment, then file); call it after `load_settings` succeeded.
+    """
+    env = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    file_text = ""
+    file_path: Path | None = None
+    if env.get(CONFIG_FILE_ENV, "").strip():
+        file_path = Path(env[CONFIG_FILE_ENV].strip()).expanduser()
+        file_values, file_text = _read_file(file_path)
+    out: dict[tuple[str, str], str] = {}
+    for info in describe():
+        if info.env in env and env[info.env].strip() != "":
+            out[(info.section, info.key)] = info.env
+        elif info.key in (file_values.get(info.section) or {}):
+            line = _line_of(file_text, info.section, info.key)
+            out[(info.section, info.key)] = f"{file_path}, line {line}" if line else str(file_path)
+    return out
 
 
 _settings: Settings | None = None

@@ -5,13 +5,20 @@ scenario modelled on the source story (an invoice-date extraction feature, a str
 stall, an output that leaks PII, a rate-limited call, a model with no price), and prints what would be
 exported: every span with its latency, tokens, cost and safety verdict, then the metrics. With
 ``--otlp`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT`` set) the same data also goes to an OTLP endpoint.
+
+The demo's flagged outputs go to a review queue of its own (a fresh temporary directory, or
+``--state-dir``), never to the user's real one (``review.db_path``): demo items must not mix with
+real ones. It says where it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -147,7 +154,7 @@ def _otlp_processor() -> SpanProcessor | None:
         return None
 
 
-def run(otlp: bool = False) -> int:
+def run(otlp: bool = False, state_dir: Path | None = None) -> int:
     from llm_telemetry.fake_provider import FakeProvider
     from llm_telemetry.instrumentation.anthropic import AnthropicInstrumentor
     from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
@@ -156,6 +163,9 @@ def run(otlp: bool = False) -> int:
     from llm_telemetry.side_channel import side_channel
 
     settings = get_settings()
+    demo_dir = Path(state_dir) if state_dir is not None else Path(tempfile.mkdtemp(prefix="llm-telemetry-demo-"))
+    review_db = demo_dir / "review.db"
+    settings = dataclasses.replace(settings, review=dataclasses.replace(settings.review, db_path=review_db))
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
     readers: list[MetricReader] = [reader]
@@ -176,7 +186,8 @@ def run(otlp: bool = False) -> int:
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     try:
         with FakeProvider() as provider:
-            print(f"llm-telemetry demo: fake provider at {provider.base_url}; content capture {settings.content.capture.value}\n")
+            print(f"llm-telemetry demo: fake provider at {provider.base_url}; content capture {settings.content.capture.value}; "
+                  f"review queue of this demo: {review_db} (yours is not touched)\n")
             _run_scenario(provider)
         tracer_provider.force_flush()
         _print_spans(list(exporter.get_finished_spans()))
@@ -187,15 +198,19 @@ def run(otlp: bool = False) -> int:
             instrumentor.uninstrument()
         tracer_provider.shutdown()
         meter_provider.shutdown()
+    if review_db.exists():
+        print(f"\nThe demo's review items are in {review_db}: LLM_TELEMETRY_REVIEW_DB_PATH={review_db} llm-telemetry review list")
     print("\nNext: point a real app at a collector with `opentelemetry-instrument python app.py` (see README).")
     return 0
 
 
 def _main(args: argparse.Namespace) -> int:
-    return run(otlp=args.otlp or bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")))
+    return run(otlp=args.otlp or bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")), state_dir=args.state_dir)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("demo", help="run the monitoring pipeline against the bundled fake provider and print what it exports")
     parser.add_argument("--otlp", action="store_true", help="also export spans over OTLP/gRPC (OTEL_EXPORTER_OTLP_ENDPOINT)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where the demo keeps its own review queue (default: a new temporary directory)")
     parser.set_defaults(func=_main)
