@@ -28,8 +28,10 @@ is three lines; what matters is the calibration, which is done here:
   of `MeanMonitor` are each calibrated to ``2 x ert`` (1/ARL adds up for the union of the two).
 * The change point is the CUSUM's maximum-likelihood estimate: the first call after the statistic
   last left zero. "After" values are the mean over the calls since then.
-* Recovery is the reverse CUSUM: after an alert, a CUSUM tests the alert level back against the
-  baseline (reference half-way between them) with the same threshold; crossing it clears the alert.
+* Recovery is the reverse CUSUM: after an alert, the same design run the other way (the tuned shift
+  back to the baseline, same threshold) clears the alert when it crosses. It uses the design shift,
+  not the shift estimated at the alert: an estimate from the few calls before a quick alert is noisy,
+  and a recovery tuned to it flaps (alert, recover, alert) while the change persists.
 
 The baseline is estimated from the first ``warmup`` values. The Gaussian threshold averages the
 false-alarm rate over that estimation error; the rate monitor's baseline is a Beta(½,½) upper
@@ -278,7 +280,7 @@ class MeanMonitor:
     """Two-sided CUSUM on ``transform(value)`` standardized by the warm-up mean and deviation."""
 
     __slots__ = (
-        "_alert", "_down", "_m2", "_mean", "_n", "_raw_sum", "_rec_ref", "_recovery", "_sd", "_up",
+        "_alert", "_down", "_m2", "_mean", "_n", "_raw_sum", "_recovery", "_sd", "_up",
         "baseline", "ert", "k", "min_sd", "threshold", "transform", "warmup",
     )
 
@@ -301,7 +303,6 @@ class MeanMonitor:
         self.baseline: float | None = None
         self._up, self._down, self._recovery = _Excursion(), _Excursion(), _Excursion()
         self._alert: Direction | None = None
-        self._rec_ref = 0.0
 
     @property
     def warming_up(self) -> bool:
@@ -331,7 +332,7 @@ class MeanMonitor:
             if self._down.step(-z - k, value, time_ns, trace_id) > h:
                 return self._raise("down")
             return None
-        step = self._rec_ref - z if self._alert == "up" else z + self._rec_ref
+        step = self.k - z if self._alert == "up" else z + self.k
         if self._recovery.step(step, value, time_ns, trace_id) > self.threshold:
             event = self._recovery.event("recovered", self._alert, self.baseline, self.threshold)
             self._alert = None
@@ -343,9 +344,6 @@ class MeanMonitor:
         side = self._up if direction == "up" else self._down
         assert self.baseline is not None
         event = side.event("alert", direction, self.baseline, self.threshold)
-        # Mean standardized shift of the excursion, for the reverse CUSUM's reference (half-way back).
-        shift_z = abs((self.transform(event.after) - self._mean) / self._sd)
-        self._rec_ref = max(self.k, shift_z / 2.0)
         self._alert = direction
         self._up.reset(), self._down.reset(), self._recovery.reset()
         return event
@@ -355,8 +353,8 @@ class RateMonitor:
     """One-sided Bernoulli CUSUM for a rate whose rise is the change worth an alert."""
 
     __slots__ = (
-        "_alert", "_hits", "_n", "_rec_hit", "_rec_miss", "_recovery", "_side", "baseline", "design",
-        "ert", "max_rate", "odds_ratio", "warmup",
+        "_alert", "_hits", "_n", "_recovery", "_side", "baseline", "design",
+        "ert", "label", "max_rate", "odds_ratio", "warmup",
     )
 
     def __init__(self, *, warmup: int, ert: float, odds_ratio: float = 3.0, max_rate: float = 0.5) -> None:
@@ -367,11 +365,23 @@ class RateMonitor:
         self.design: RateDesign | None = None
         self._side, self._recovery = _Excursion(), _Excursion()
         self._alert = False
-        self._rec_hit = self._rec_miss = 0.0
+        self.label: str | None = None
+        """What a hit means, when the caller learned it during the warm-up (e.g. the baseline language)."""
 
     @property
     def warming_up(self) -> bool:
         return self.baseline is None
+
+    def start_from(self, hits: int, n: int, label: str | None = None) -> None:
+        """End the warm-up with counts the caller gathered itself (when a hit is only defined at its end)."""
+        self._n, self._hits, self.label = n, hits, label
+        self._end_warmup()
+
+    def _end_warmup(self) -> None:
+        self.baseline = self._hits / self._n
+        p0 = beta_upper_quantile(self._hits, self._n)
+        if p0 <= self.max_rate:
+            self.design = rate_cusum_design(round(p0, 6), self.odds_ratio, self.ert)
 
     @property
     def watching(self) -> bool:
@@ -387,10 +397,7 @@ class RateMonitor:
             self._n += 1
             self._hits += hit
             if self._n >= self.warmup:
-                self.baseline = self._hits / self._n
-                p0 = beta_upper_quantile(self._hits, self._n)
-                if p0 <= self.max_rate:
-                    self.design = rate_cusum_design(round(p0, 6), self.odds_ratio, self.ert)
+                self._end_warmup()
             return None
         design = self.design
         if design is None:
@@ -399,16 +406,11 @@ class RateMonitor:
         if not self._alert:
             if self._side.step(design.up if hit else -design.down, raw, time_ns, trace_id) >= design.threshold:
                 event = self._side.event("alert", "up", self.baseline, float(design.threshold))
-                after = min(max(event.after, design.p1), 0.999)
-                p0 = design.p0
-                # Reverse LLR CUSUM (lattice units) of the baseline against the alert level.
-                self._rec_hit = math.log(p0 / after) / design.llr_unit
-                self._rec_miss = math.log((1.0 - p0) / (1.0 - after)) / design.llr_unit
                 self._alert = True
                 self._side.reset(), self._recovery.reset()
                 return event
             return None
-        step = self._rec_hit if hit else self._rec_miss
+        step = -design.up if hit else design.down
         if self._recovery.step(step, raw, time_ns, trace_id) >= design.threshold:
             event = self._recovery.event("recovered", "up", self.baseline, float(design.threshold))
             self._alert = False
