@@ -310,7 +310,7 @@ class MeanMonitor:
 
     __slots__ = (
         "_alert", "_down", "_m2", "_mean", "_n", "_raw_sum", "_recovery", "_sd", "_up",
-        "baseline", "ert", "k", "min_sd", "threshold", "transform", "warmup",
+        "baseline", "clip", "ert", "k", "min_sd", "threshold", "transform", "warmup",
     )
 
     def __init__(
@@ -321,10 +321,15 @@ class MeanMonitor:
         k: float = 0.5,
         transform: Callable[[float], float] = math.log1p,
         min_sd: float = 0.05,
+        clip: float = 3.0,
     ) -> None:
         """``k``: half the shift (in standard deviations) the detector is tuned to; ``min_sd`` floors the
-        deviation so a near-constant baseline (e.g. one-word answers) does not alarm on jitter."""
+        deviation so a near-constant baseline (e.g. one-word answers) does not alarm on jitter; ``clip``
+        bounds each standardized value (a robust CUSUM): two one-line refusals among long answers are
+        6-sd outliers that would otherwise alarm on their own, while a real shift moves every call.
+        Clipping only thins the tails, so the calibrated false-alarm rate stays an upper bound."""
         self.warmup, self.ert, self.k, self.transform, self.min_sd = max(2, warmup), ert, k, transform, min_sd
+        self.clip = clip
         self.threshold = gaussian_cusum_threshold(k, 2.0 * ert, self.warmup)
         self._n = 0
         self._mean = self._m2 = self._raw_sum = 0.0
@@ -353,7 +358,7 @@ class MeanMonitor:
                 self._sd = max(math.sqrt(self._m2 / (self._n - 1)), self.min_sd)
                 self.baseline = self._raw_sum / self._n
             return None
-        z = (x - self._mean) / self._sd
+        z = min(max((x - self._mean) / self._sd, -self.clip), self.clip)
         if self._alert is None:
             k, h = self.k, self.threshold
             if self._up.step(z - k, value, time_ns, trace_id) > h:
