@@ -34,11 +34,11 @@ is three lines; what matters is the calibration, which is done here:
   not the shift estimated at the alert: an estimate from the few calls before a quick alert is noisy,
   and a recovery tuned to it flaps (alert, recover, alert) while the change persists.
 
-The baseline is estimated from the first ``warmup`` values. The Gaussian threshold averages the
-false-alarm rate over that estimation error; the rate monitor's baseline is a Beta(½,½) upper
-quantile, biased upwards on purpose so that a warm-up that happened to see few rare events does not
-alarm at the first normal one (realised false alarms then run at 0.6-0.8x the target). The tests
-measure the realised rate on long stationary streams.
+The baseline is estimated from the first ``warmup`` values, and both thresholds are set for the
+false-alarm rate averaged over that estimation error (Gaussian: sampling error of mean and deviation;
+rate: the Jeffreys posterior of the rate given the warm-up's count), so that over many keys the
+realised rate matches the setting even though a warm-up that happened to see few rare events tunes
+its detector low. The tests and the benchmark measure the realised rate on stationary streams.
 """
 
 from __future__ import annotations
@@ -160,34 +160,38 @@ class RateDesign:
 
 
 def lattice_arl(p: float, up: int, down: int, threshold: int) -> float:
-    """Exact ARL of the lattice CUSUM (hits with probability ``p``) from 0 to ``S >= threshold``.
+    """Exact ARL of the lattice CUSUM (hits with probability ``p``) from 0 to ``S >= threshold``."""
+    return float(lattice_arls(np.array([p]), up, down, threshold)[0])
+
+
+def lattice_arls(ps: np.ndarray, up: int, down: int, threshold: int) -> np.ndarray:
+    """`lattice_arl` for several hit probabilities at once (same lattice, one elimination).
 
     ``(I - R) L = 1`` is banded (each state moves ``down`` or ``up``): solved by banded Gaussian
     elimination, without pivoting (``I - R`` is a nonsingular M-matrix) and without LAPACK, whose
     threads make a few hundred small solves take seconds on a busy two-core machine.
     """
-    n, lower, upper = threshold, down, up
-    band = np.zeros((n, lower + upper + 1))  # band[i, j - i + lower] = A[i, j]
-    band[:, lower] = 1.0
+    n, lower, upper, m = threshold, down, up, len(ps)
+    band = np.zeros((m, n, lower + upper + 1))  # band[:, i, j - i + lower] = A[i, j]
+    band[:, :, lower] = 1.0
     for i in range(n):
         j = max(i - down, 0)
-        band[i, j - i + lower] -= 1.0 - p
+        band[:, i, j - i + lower] -= 1.0 - ps
         if i + up < n:
-            band[i, lower + up] -= p
-    rhs = np.ones(n)
+            band[:, i, lower + up] -= ps
+    rhs = np.ones((m, n))
     for i in range(n):
-        pivot_row = band[i, lower:]
+        pivot_row = band[:, i, lower:]
         for r in range(i + 1, min(n, i + lower + 1)):
             offset = i - r + lower
-            factor = band[r, offset]
-            if factor != 0.0:
-                factor /= pivot_row[0]
-                band[r, offset:offset + upper + 1] -= factor * pivot_row
-                rhs[r] -= factor * rhs[i]
-    x = np.zeros(n + upper)
+            if band[0, r, offset] != 0.0:  # the same pattern for every p
+                factor = band[:, r, offset] / pivot_row[:, 0]
+                band[:, r, offset:offset + upper + 1] -= factor[:, None] * pivot_row
+                rhs[:, r] -= factor * rhs[:, i]
+    x = np.zeros((m, n + upper))
     for i in range(n - 1, -1, -1):
-        x[i] = (rhs[i] - float(band[i, lower + 1:] @ x[i + 1:i + 1 + upper])) / band[i, lower]
-    return float(x[0])
+        x[:, i] = (rhs[:, i] - (band[:, i, lower + 1:] * x[:, i + 1:i + 1 + upper]).sum(axis=1)) / band[:, i, lower]
+    return x[:, 0]
 
 
 def _lattice_steps(p0: float, p1: float) -> tuple[int, int, float]:
@@ -201,8 +205,14 @@ def _lattice_steps(p0: float, p1: float) -> tuple[int, int, float]:
 
 
 @lru_cache(maxsize=512)
-def rate_cusum_design(p0: float, odds_ratio: float, arl: float) -> RateDesign:
-    """Calibrate the Bernoulli CUSUM for baseline rate ``p0`` to in-control ARL ``arl``."""
+def rate_cusum_design(p0: float, odds_ratio: float, arl: float, warmup: tuple[int, int] | None = None) -> RateDesign:
+    """Calibrate the Bernoulli CUSUM for baseline rate ``p0`` to in-control ARL ``arl``.
+
+    ``warmup=(hits, n)``: ``p0`` was estimated from ``hits`` in ``n`` calls, so the threshold is set for
+    the false-alarm rate averaged over the Jeffreys posterior of the true rate (8 quantile nodes) — the
+    long-run rate over many keys whose baselines were each estimated this way. ``arl`` of the result is
+    then ``1 / E[1/ARL]``.
+    """
     if not 0.0 < p0 < 1.0:
         raise ValueError(f"baseline rate must be in (0, 1), got {p0!r}")
     odds1 = p0 / (1.0 - p0) * odds_ratio
@@ -219,33 +229,46 @@ def rate_cusum_design(p0: float, odds_ratio: float, arl: float) -> RateDesign:
                 hi = mid
         p1 = hi
     llr_unit = -math.log((1.0 - p1) / (1.0 - p0)) / down
+    rates = np.array(beta_quantiles(*warmup, _POSTERIOR_NODES) if warmup is not None else [p0])
+
+    def run_length(threshold: int) -> float:
+        return float(1.0 / np.mean(1.0 / lattice_arls(rates, up, down, threshold)))
+
     lo_t, hi_t = up, up * 2
-    while lattice_arl(p0, up, down, hi_t) < arl:
+    while run_length(hi_t) < arl:
         lo_t, hi_t = hi_t, hi_t * 2
         if hi_t > _MAX_LATTICE_STATES:
             raise ValueError(f"rate CUSUM for p0={p0:g} needs more than {_MAX_LATTICE_STATES} states for ARL {arl:g}")
     while hi_t - lo_t > 1:
         mid = (lo_t + hi_t) // 2
-        if lattice_arl(p0, up, down, mid) < arl:
+        if run_length(mid) < arl:
             lo_t = mid
         else:
             hi_t = mid
-    return RateDesign(p0, p1, up, down, hi_t, lattice_arl(p0, up, down, hi_t), llr_unit)
+    return RateDesign(p0, p1, up, down, hi_t, run_length(hi_t), llr_unit)
+
+
+_POSTERIOR_NODES = tuple((i + 0.5) / 8 for i in range(8))
+
+
+def beta_quantiles(hits: int, n: int, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles of the Jeffreys posterior Beta(hits+½, n-hits+½) of a rate seen ``hits`` times in ``n``.
+
+    With 500 warm-up calls a 1 % rate shows anywhere from 1 to 9 events: the spread matters for the
+    false-alarm rate of a detector tuned to the estimate.
+    """
+    alpha, beta = hits + 0.5, n - hits + 0.5
+    grid = np.geomspace(1e-7, 1.0 - 1e-7, 40001)
+    log_pdf = (alpha - 1) * np.log(grid) + (beta - 1) * np.log1p(-grid)
+    mass = np.exp(log_pdf - log_pdf.max()) * np.gradient(grid)
+    cdf = np.cumsum(mass)
+    cdf /= cdf[-1]
+    return [float(grid[min(int(np.searchsorted(cdf, q)), len(grid) - 1)]) for q in qs]
 
 
 def beta_upper_quantile(hits: int, n: int, q: float = 0.75) -> float:
-    """Upper ``q`` quantile of the Jeffreys posterior Beta(hits+½, n-hits+½), by bisection on its CDF.
-
-    A conservative baseline rate: with 500 warm-up calls a 1 % rate shows anywhere from 1 to 9
-    events, and a detector tuned to the low end would alarm within a few hundred normal calls.
-    """
-    alpha, beta = hits + 0.5, n - hits + 0.5
-    grid = np.linspace(0.0, 1.0, 20001)[1:-1]
-    log_pdf = (alpha - 1) * np.log(grid) + (beta - 1) * np.log1p(-grid)
-    pdf = np.exp(log_pdf - log_pdf.max())
-    cdf = np.cumsum(pdf)
-    cdf /= cdf[-1]
-    return float(grid[min(int(np.searchsorted(cdf, q)), len(grid) - 1)])
+    """Upper ``q`` quantile of the Jeffreys posterior (see `beta_quantiles`)."""
+    return beta_quantiles(hits, n, (q,))[0]
 
 
 # --- monitors -------------------------------------------------------------------------------------
@@ -413,9 +436,9 @@ class RateMonitor:
 
     def _end_warmup(self) -> None:
         self.baseline = self._hits / self._n
-        p0 = beta_upper_quantile(self._hits, self._n)
-        if p0 <= self.max_rate:
-            self.design = rate_cusum_design(round(p0, 6), self.odds_ratio, self.ert)
+        p0 = (self._hits + 0.5) / (self._n + 1.0)  # Jeffreys posterior mean; the threshold covers its spread
+        if beta_upper_quantile(self._hits, self._n, 0.5) <= self.max_rate:
+            self.design = rate_cusum_design(round(p0, 6), self.odds_ratio, self.ert, (self._hits, self._n))
 
     @property
     def watching(self) -> bool:
