@@ -51,6 +51,9 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_REVIEW_QUEUE_SIZE": ("gauge", "{item}"),
     "METRIC_DROPPED": ("counter", "{item}"),
     "METRIC_STREAM_STALLS": ("counter", "{stall}"),
+    "METRIC_MODEL_VERSION_CHANGES": ("counter", "{change}"),
+    "METRIC_OUTPUT_STAT_ALERTS": ("counter", "{alert}"),
+    "METRIC_OUTPUT_STAT_VALUE": ("gauge", "1"),
 }
 UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 PROMETHEUS_LABELS = {"le", "job", "instance"}  # added by histograms / the exporter / the scrape
