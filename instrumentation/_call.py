@@ -257,6 +257,8 @@ def _response_attributes(record: GenAICall, attrs: dict[str, AttributeValue]) ->
         attrs[a.RESPONSE_ID] = record.response_id
     if record.response_model:
         attrs[a.RESPONSE_MODEL] = record.response_model
+    if record.system_fingerprint:
+        attrs[a.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = record.system_fingerprint
     if record.finish_reasons:
         attrs[a.RESPONSE_FINISH_REASONS] = list(record.finish_reasons)
     if record.input_tokens is not None:

@@ -66,6 +66,9 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_SESSION_COMPLETION_RATE": ("gauge", "1"),
     "METRIC_SESSION_ABANDONMENT_RATE": ("gauge", "1"),
     "METRIC_SESSION_ACTIVE": ("gauge", "{session}"),
+    "METRIC_MODEL_VERSION_CHANGES": ("counter", "{change}"),
+    "METRIC_OUTPUT_STAT_ALERTS": ("counter", "{alert}"),
+    "METRIC_OUTPUT_STAT_VALUE": ("gauge", "1"),
 }
 UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 PROMETHEUS_LABELS = {"le", "job", "instance"}  # added by histograms / the exporter / the scrape

@@ -52,6 +52,7 @@ class ChatOperation:
             return
         record.response_id = response.id
         record.response_model = response.model
+        record.system_fingerprint = getattr(response, "system_fingerprint", None)
         record.finish_reasons = tuple(c.finish_reason for c in choices if c.finish_reason)
         texts = [c.message.content for c in choices if c.message is not None and c.message.content]
         record.output_text = "\n".join(texts) if texts else ""
@@ -101,6 +102,7 @@ class ChatChunkObserver:
         if self.first is not None:
             record.response_id = self.first.id
             record.response_model = self.first.model
+            record.system_fingerprint = getattr(self.first, "system_fingerprint", None)
         record.output_text = "".join(self.texts)
         record.finish_reasons = tuple(self.finish_reasons)
         read_chat_usage(record, self.usage)

@@ -63,6 +63,7 @@ class ResponsesOperation:
         record = call.record
         record.response_id = response.id
         record.response_model = response.model
+        record.system_fingerprint = getattr(response, "system_fingerprint", None)  # not (yet) sent by the Responses API
         reason = _finish_reason(response)
         record.finish_reasons = (reason,) if reason else ()
         record.output_text = response.output_text
@@ -107,6 +108,7 @@ class ResponsesEventObserver:
         if final is not None:
             record.response_id = final.id
             record.response_model = final.model
+            record.system_fingerprint = getattr(final, "system_fingerprint", None)
             reason = _finish_reason(final)
             record.finish_reasons = (reason,) if reason else ()
             read_responses_usage(record, final.usage)

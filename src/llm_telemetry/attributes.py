@@ -49,6 +49,7 @@ SemconvAttribute = Literal[
     "gen_ai.evaluation.score.label",
     "gen_ai.evaluation.score.value",
     "gen_ai.evaluation.explanation",
+    "openai.response.system_fingerprint",
     "server.address",
     "server.port",
     "error.type",
@@ -90,6 +91,8 @@ EVALUATION_NAME: Final = "gen_ai.evaluation.name"
 EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
 EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
 EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
+"""OpenAI's backend-configuration fingerprint (semconv name since the ``gen_ai.openai.*`` rename)."""
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
@@ -119,6 +122,8 @@ LEGACY_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
 LEGACY_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
 LEGACY_CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
 LEGACY_CACHE_CREATION_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
+LEGACY_OPENAI_SYSTEM_FINGERPRINT: Final = "gen_ai.openai.response.system_fingerprint"
+"""Deprecated for ``openai.response.system_fingerprint``; other instrumentations still emit it."""
 ANTHROPIC_CACHE_WRITE_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 """What the Anthropic SDK's native tracing calls cache-creation tokens."""
 
@@ -196,6 +201,26 @@ OwnAttribute = Literal[
     "llm_telemetry.safety.category",
     "llm_telemetry.safety.error",
     "llm_telemetry.safety.deferred_chars",
+    # quality: model-version watch
+    "llm_telemetry.quality.model_version.dimension",
+    "llm_telemetry.quality.model_version.previous",
+    "llm_telemetry.quality.model_version.new",
+    "llm_telemetry.quality.model_version.first_seen",
+    "llm_telemetry.quality.model_version.trace_id",
+    "llm_telemetry.quality.model_version.baseline_calls",
+    # quality: output statistics
+    "llm_telemetry.quality.output_stat.name",
+    "llm_telemetry.quality.output_stat.direction",
+    "llm_telemetry.quality.output_stat.before",
+    "llm_telemetry.quality.output_stat.after",
+    "llm_telemetry.quality.output_stat.change_start",
+    "llm_telemetry.quality.output_stat.change_trace_id",
+    "llm_telemetry.quality.output_stat.calls_since_change",
+    "llm_telemetry.quality.output_stat.detected_at",
+    "llm_telemetry.quality.output_stat.detected_trace_id",
+    "llm_telemetry.quality.output_stat.threshold",
+    "llm_telemetry.quality.output_stat.ert_calls",
+    "llm_telemetry.quality.output_stat.state",
     # drop accounting
     "llm_telemetry.dropped.reason",
     # pipeline
@@ -320,6 +345,32 @@ SESSION_OUTCOME: Final = "llm_telemetry.session.outcome"
 """``completed`` or ``abandoned``."""
 SESSION_END_REASON: Final = "llm_telemetry.session.end_reason"
 """``task_complete``, ``abandon`` (explicit events), ``idle_timeout`` or ``evicted`` (never ended, counted abandoned)."""
+QUALITY_MODEL_VERSION_DIMENSION: Final = "llm_telemetry.quality.model_version.dimension"
+"""What changed: ``response_model``, ``system_fingerprint`` or ``response_id_shape``."""
+QUALITY_MODEL_VERSION_PREVIOUS: Final = "llm_telemetry.quality.model_version.previous"
+"""The values seen before (string array; ``<absent>`` for a call that returned none)."""
+QUALITY_MODEL_VERSION_NEW: Final = "llm_telemetry.quality.model_version.new"
+QUALITY_MODEL_VERSION_FIRST_SEEN: Final = "llm_telemetry.quality.model_version.first_seen"
+"""ISO 8601 end time of the first call that returned the new value."""
+QUALITY_MODEL_VERSION_TRACE_ID: Final = "llm_telemetry.quality.model_version.trace_id"
+"""Trace id (32 hex digits) of that first call."""
+QUALITY_MODEL_VERSION_BASELINE_CALLS: Final = "llm_telemetry.quality.model_version.baseline_calls"
+
+QUALITY_OUTPUT_STAT_NAME: Final = "llm_telemetry.quality.output_stat.name"
+"""``output_chars``, ``output_tokens``, ``refusal``, ``finish_length``, ``json_invalid``, ``language_other``."""
+QUALITY_OUTPUT_STAT_DIRECTION: Final = "llm_telemetry.quality.output_stat.direction"
+QUALITY_OUTPUT_STAT_BEFORE: Final = "llm_telemetry.quality.output_stat.before"
+QUALITY_OUTPUT_STAT_AFTER: Final = "llm_telemetry.quality.output_stat.after"
+QUALITY_OUTPUT_STAT_CHANGE_START: Final = "llm_telemetry.quality.output_stat.change_start"
+"""ISO 8601 end time of the first call after the estimated change point."""
+QUALITY_OUTPUT_STAT_CHANGE_TRACE_ID: Final = "llm_telemetry.quality.output_stat.change_trace_id"
+QUALITY_OUTPUT_STAT_CALLS_SINCE_CHANGE: Final = "llm_telemetry.quality.output_stat.calls_since_change"
+QUALITY_OUTPUT_STAT_DETECTED_AT: Final = "llm_telemetry.quality.output_stat.detected_at"
+QUALITY_OUTPUT_STAT_DETECTED_TRACE_ID: Final = "llm_telemetry.quality.output_stat.detected_trace_id"
+QUALITY_OUTPUT_STAT_THRESHOLD: Final = "llm_telemetry.quality.output_stat.threshold"
+QUALITY_OUTPUT_STAT_ERT_CALLS: Final = "llm_telemetry.quality.output_stat.ert_calls"
+QUALITY_OUTPUT_STAT_STATE: Final = "llm_telemetry.quality.output_stat.state"
+"""``alert`` or ``recovered`` (metric attribute of ``llm_telemetry.quality.output_stat.alerts``)."""
 
 # --- span events ------------------------------------------------------------------------------------
 EventName = Literal[
@@ -335,6 +386,9 @@ EventName = Literal[
     "llm_telemetry.feedback",
     "llm_telemetry.canary.regression",
     "llm_telemetry.canary.recovered",
+    "llm_telemetry.quality.model_version_changed",
+    "llm_telemetry.quality.output_stat.alert",
+    "llm_telemetry.quality.output_stat.recovered",
 ]
 EVENT_FIRST_TOKEN: Final = "llm_telemetry.first_token"
 EVENT_STALL: Final = "llm_telemetry.stall"
@@ -352,6 +406,9 @@ EVENT_FEEDBACK: Final = "llm_telemetry.feedback"
 """Log record (event name) of one user feedback, emitted in the trace of the call it is about."""
 EVENT_CANARY_REGRESSION: Final = "llm_telemetry.canary.regression"
 EVENT_CANARY_RECOVERED: Final = "llm_telemetry.canary.recovered"
+EVENT_MODEL_VERSION_CHANGED: Final = "llm_telemetry.quality.model_version_changed"
+EVENT_OUTPUT_STAT_ALERT: Final = "llm_telemetry.quality.output_stat.alert"
+EVENT_OUTPUT_STAT_RECOVERED: Final = "llm_telemetry.quality.output_stat.recovered"
 
 # event attribute keys
 EVENT_STALL_SECONDS: Final = "llm_telemetry.stall.seconds"
@@ -397,6 +454,12 @@ METRIC_SESSION_TURNS: Final = "llm_telemetry.session.turns"
 METRIC_SESSION_COMPLETION_RATE: Final = "llm_telemetry.session.completion_rate"
 METRIC_SESSION_ABANDONMENT_RATE: Final = "llm_telemetry.session.abandonment_rate"
 METRIC_SESSION_ACTIVE: Final = "llm_telemetry.session.active"
+METRIC_MODEL_VERSION_CHANGES: Final = "llm_telemetry.quality.model_version.changes"
+"""Counter: new response model / fingerprint / id shape after the baseline, by provider, request model, dimension."""
+METRIC_OUTPUT_STAT_ALERTS: Final = "llm_telemetry.quality.output_stat.alerts"
+"""Counter: output-statistic alerts and recoveries, by feature, request model, statistic, direction, state."""
+METRIC_OUTPUT_STAT_VALUE: Final = "llm_telemetry.quality.output_stat.value"
+"""Gauge: recent value of each output statistic (mean length, or rate) per feature and request model."""
 
 # Semconv histogram bucket boundaries.
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)

@@ -370,6 +370,68 @@ class FeedbackSettings:
     )
 
 
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        text = _text(raw).lower()
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    watch_enabled: bool = _setting(True, _bool, "Model-version watch: report a new response model, system_fingerprint or id shape.")
+    watch_baseline_calls: int = _setting(
+        50, _integer(0),
+        "Calls per requested model that form the watch's baseline (0: no call-count limit); the baseline ends "
+        "at this count or at watch_baseline_s, whichever comes first.",
+    )
+    watch_baseline_s: float = _setting(
+        600.0, _number(minimum=0), "Seconds (call time) of baseline per requested model (0: no time limit).",
+    )
+    watch_max_values: int = _setting(
+        32, _integer(2), "Cap on distinct values tracked per model and dimension (least recent evicted, counted).",
+    )
+    watch_max_models: int = _setting(
+        1000, _integer(1), "Cap on requested models watched; calls for further models are counted, not watched.",
+    )
+    stats_enabled: bool = _setting(True, _bool, "Output statistics with sequential change detection per feature and requested model.")
+    stats_warmup_calls: int = _setting(
+        500, _integer(20), "Calls per feature and model that estimate each statistic's baseline before it is watched.",
+    )
+    stats_ert_calls: float = _setting(
+        10000.0, _number(minimum=50),
+        "Expected calls between false alarms, per statistic and (feature, model): sets every detector's threshold.",
+    )
+    stats_length_shift_sd: float = _setting(
+        1.0, _number(minimum=0.1, maximum=5),
+        "Shift of mean log output length, in baseline standard deviations, the length detectors are tuned to.",
+    )
+    stats_rate_odds_ratio: float = _setting(
+        3.0, _number(minimum=1.2, maximum=100),
+        "Rise in the odds of a rate (refusals, length cut-offs, ...) the rate detectors are tuned to.",
+    )
+    stats_json_features: tuple[str, ...] = _setting(
+        (), _names,
+        "Features whose outputs must be JSON (others: watched as JSON when >= 90 % of warm-up outputs looked like JSON).",
+    )
+    stats_refusals_file: Path | None = _setting(
+        None, _optional_path, "TOML file adding refusal phrases ([[refusal]] phrase = ..., language = ...) to the bundled pack.",
+    )
+    stats_language_detector: str = _setting(
+        "stopwords", _one_of("stopwords", "py3langid", "off"),
+        "Output language detector: `stopwords` (built in, ~10 languages + scripts), `py3langid` (extra `langid`), `off`.",
+    )
+    stats_sample_chars: int = _setting(
+        400, _integer(50), "Characters at the start of each output read for the refusal check (the language check reads up to 240).",
+    )
+    stats_max_keys: int = _setting(
+        1000, _integer(1), "Cap on (feature, model) pairs tracked; calls for further pairs are counted, not tracked.",
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     content: ContentSettings = field(default_factory=ContentSettings)
@@ -386,6 +448,7 @@ class Settings:
     eval: EvalSettings = field(default_factory=EvalSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     attribution: AttributionSettings = field(default_factory=AttributionSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
 
 def env_var(section: str, key: str) -> str:

@@ -217,6 +217,7 @@ def _from_attributes(cls: type[GenAICall], attrs: Mapping[str, Any]) -> GenAICal
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
         output_tokens_estimated=bool(attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED, False)),
+        system_fingerprint=_str(_first(attrs, a.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, a.LEGACY_OPENAI_SYSTEM_FINGERPRINT)),
         timings=timings,
         error_type=_str(attrs.get(a.ERROR_TYPE)),
         server_address=_str(attrs.get(a.SERVER_ADDRESS)),

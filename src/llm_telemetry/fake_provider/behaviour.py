@@ -56,6 +56,8 @@ class Behaviour:
     model: str | None = None
     """Response model; default: the request model (plus a dated suffix when ``dated_model``)."""
     dated_model: bool = False
+    system_fingerprint: str | None = "fp_fake"
+    """OpenAI ``system_fingerprint`` (Chat Completions); change it mid-run to simulate a silent backend update."""
     finish_reason: str | None = None
     """Default ``stop`` (OpenAI) / ``end_turn`` (Anthropic). OpenAI Responses maps ``length`` to status incomplete."""
     responder: str | None = None
@@ -206,6 +208,7 @@ _KINDS: dict[str, str] = {
     "reasoning_tokens": "int",
     "model": "str?",
     "dated_model": "bool",
+    "system_fingerprint": "str?",
     "finish_reason": "str?",
     "responder": "responder?",
 }

@@ -71,7 +71,7 @@ def _chat_usage(b: Behaviour) -> dict[str, Any]:
 def chat_completions(body: dict[str, Any], b: Behaviour) -> Reply:
     model = _model(body, b)
     finish = b.finish_reason or "stop"
-    common = {"id": new_id("chatcmpl-"), "created": int(time.time()), "model": model, "system_fingerprint": "fp_fake"}
+    common = {"id": new_id("chatcmpl-"), "created": int(time.time()), "model": model, "system_fingerprint": b.system_fingerprint}
     if not body.get("stream"):
         message = {"role": "assistant", "content": b.full_text(), "refusal": None, "annotations": []}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
