@@ -162,6 +162,19 @@ OwnAttribute = Literal[
     "llm_telemetry.safety.judge.category",
     "llm_telemetry.safety.category",
     "llm_telemetry.safety.error",
+    # quality: live output validators and their pass-rate drop detector
+    "llm_telemetry.validation.start_time",
+    "llm_telemetry.validation.first_trace_id",
+    "llm_telemetry.validation.pass_rate_before",
+    "llm_telemetry.validation.pass_rate_after",
+    "llm_telemetry.validation.checks_before",
+    "llm_telemetry.validation.checks_after",
+    "llm_telemetry.validation.failures_after",
+    "llm_telemetry.validation.baseline_pass_rate",
+    "llm_telemetry.validation.example_trace_ids_before",
+    "llm_telemetry.validation.example_trace_ids_after",
+    "llm_telemetry.validation.alert_time",
+    "llm_telemetry.validation.false_alarm_checks",
     # drop accounting
     "llm_telemetry.dropped.reason",
 ]
@@ -210,6 +223,31 @@ SAFETY_ERROR: Final = "llm_telemetry.safety.error"
 """Why a screen or judge could not give a clean answer (e.g. ``re2_set_out_of_memory``); never silent."""
 DROPPED_REASON: Final = "llm_telemetry.dropped.reason"
 
+# Validation results use the semconv names (EVALUATION_*); these describe a pass-rate drop alert. The
+# alert's feature is FEATURE and its validator EVALUATION_NAME.
+VALIDATION_START_TIME: Final = "llm_telemetry.validation.start_time"
+"""Estimated start of the drop (ISO 8601): end time of the first affected call (the CUSUM change point)."""
+VALIDATION_FIRST_TRACE_ID: Final = "llm_telemetry.validation.first_trace_id"
+"""Trace id (32 hex digits) of that first affected call."""
+VALIDATION_PASS_RATE_BEFORE: Final = "llm_telemetry.validation.pass_rate_before"
+VALIDATION_PASS_RATE_AFTER: Final = "llm_telemetry.validation.pass_rate_after"
+VALIDATION_CHECKS_BEFORE: Final = "llm_telemetry.validation.checks_before"
+VALIDATION_CHECKS_AFTER: Final = "llm_telemetry.validation.checks_after"
+"""Checks from the estimated start to the alert (or, on recovery, to the recovery), both included."""
+VALIDATION_FAILURES_AFTER: Final = "llm_telemetry.validation.failures_after"
+VALIDATION_BASELINE_PASS_RATE: Final = "llm_telemetry.validation.baseline_pass_rate"
+VALIDATION_EXAMPLE_TRACE_IDS_BEFORE: Final = "llm_telemetry.validation.example_trace_ids_before"
+"""A few passing calls just before the estimated start."""
+VALIDATION_EXAMPLE_TRACE_IDS_AFTER: Final = "llm_telemetry.validation.example_trace_ids_after"
+"""The first failing calls from the estimated start on."""
+VALIDATION_ALERT_TIME: Final = "llm_telemetry.validation.alert_time"
+VALIDATION_FALSE_ALARM_CHECKS: Final = "llm_telemetry.validation.false_alarm_checks"
+"""Expected checks between false alarms of the chart that raised the alert (its exact in-control ARL)."""
+
+EVALUATION_LABEL_PASS: Final = "pass"
+EVALUATION_LABEL_FAIL: Final = "fail"
+"""Values of ``gen_ai.evaluation.score.label`` for validator results."""
+
 # --- span events ------------------------------------------------------------------------------------
 EventName = Literal[
     "llm_telemetry.first_token",
@@ -219,6 +257,9 @@ EventName = Literal[
     "llm_telemetry.budget.crossed",
     "llm_telemetry.safety.judge_verdict",
     "gen_ai.client.inference.operation.details",
+    "gen_ai.evaluation.result",
+    "llm_telemetry.validation.pass_rate_drop",
+    "llm_telemetry.validation.pass_rate_recovered",
 ]
 EVENT_FIRST_TOKEN: Final = "llm_telemetry.first_token"
 EVENT_STALL: Final = "llm_telemetry.stall"
@@ -228,6 +269,10 @@ EVENT_BUDGET_CROSSED: Final = "llm_telemetry.budget.crossed"
 EVENT_JUDGE_VERDICT: Final = "llm_telemetry.safety.judge_verdict"
 EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
 """The semconv event that carries content when capture is EVENT_ONLY / SPAN_AND_EVENT."""
+EVENT_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
+"""The semconv event of one evaluation (here: one validator on one output)."""
+EVENT_PASS_RATE_DROP: Final = "llm_telemetry.validation.pass_rate_drop"
+EVENT_PASS_RATE_RECOVERED: Final = "llm_telemetry.validation.pass_rate_recovered"
 
 # event attribute keys
 EVENT_STALL_SECONDS: Final = "llm_telemetry.stall.seconds"
@@ -256,6 +301,14 @@ METRIC_REVIEW_QUEUE_SIZE: Final = "llm_telemetry.review.queue_size"
 METRIC_DROPPED: Final = "llm_telemetry.dropped"
 """Everything dropped anywhere (full queues, side-channel overflow, export failures), by reason."""
 METRIC_STREAM_STALLS: Final = "llm_telemetry.stream.stalls"
+METRIC_VALIDATION_CHECKS: Final = "llm_telemetry.validation.checks"
+"""Validator results (counter) by FEATURE, EVALUATION_NAME and EVALUATION_SCORE_LABEL: the pass rate per feature and validator."""
+METRIC_VALIDATION_ERRORS: Final = "llm_telemetry.validation.errors"
+"""Calls on which a validator raised (counter) by EVALUATION_NAME."""
+METRIC_PASS_RATE_ALERTS: Final = "llm_telemetry.validation.pass_rate_alerts"
+"""Pass-rate drop alerts raised (counter) by FEATURE and EVALUATION_NAME."""
+METRIC_PASS_RATE_ALERT_ACTIVE: Final = "llm_telemetry.validation.pass_rate_alert.active"
+"""1 while a pass-rate drop alert is open, else 0 (gauge) by FEATURE and EVALUATION_NAME."""
 
 # Semconv histogram bucket boundaries.
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
