@@ -63,10 +63,12 @@ def test_year_anchored_reading_finds_the_same_dates_as_a_full_scan() -> None:
         years = {y for _, _, y in full.pairs}
         near = find_dates_in_years(call.prompt, years)
         assert sorted(near.pairs) == sorted(full.pairs)
-    text = "From 3 April 2025 to April 30, 2025 (ref 2025-05-01, 01/06/25)"
+    text = "From 3 April 2025 to April 30, 2025 (ref 2025-05-01, 01/06/2025, 3.4.2025; not 05/03-2025 or 12025)"
     near = find_dates_in_years(text, {2025})
     assert sorted(near.fixed) == [(2025, 4, 3), (2025, 4, 30), (2025, 5, 1)]
-    assert near.pairs == [(1, 6, 2025)]
+    assert near.pairs == [(1, 6, 2025), (3, 4, 2025)]
+    # Two-digit years are looked for when no date carries the full year.
+    assert find_dates_in_years("issued 01/06/25, due 15/06/25", {2025}).pairs == [(1, 6, 2025), (15, 6, 2025)]
 
 
 def test_correct_dates_pass_and_transposed_ones_fail_under_a_declared_format() -> None:

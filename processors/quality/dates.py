@@ -6,7 +6,7 @@ is at most 12 can be transposed at all, so a fraction of outputs goes wrong and 
 
 How a call is checked:
 
-- Dates are found in both texts: numeric ``D/M/Y`` or ``M/D/Y`` (separators ``/ . -``, 4-digit years;
+- Dates are found in both texts: numeric ``D/M/Y`` or ``M/D/Y`` (separators ``/ . -``, years 1900-2099;
   2-digit years with ``/`` only), year-first ``YYYY-MM-DD`` (also ``/`` and ``.``; always year, month,
   day), and English month names (``3 April 2025``, ``3rd of April, 2025``, ``April 3, 2025``,
   ``Apr. 3 2025``; capitalised or upper-case month). Dates without a year are not dates here.
@@ -58,7 +58,6 @@ _DAY_YEAR_AFTER = re.compile(r"\s+(\d\d?)(?:st|nd|rd|th)?,?\s+(\d{4})(?!\d)")
 _YEAR_AFTER = re.compile(r",?\s+(\d{4})(?!\d)")
 _DAY_BEFORE = re.compile(r"(?<!\d)(\d\d?)(?:st|nd|rd|th)?\s+(?:of\s+)?\Z")
 # Read backwards from a year found by string search (see `find_dates_in_years`).
-_MONTH_DAY_AFTER = re.compile(r"([/.\-])(\d\d?)\1(\d\d?)(?!\d)")
 _DAY_MONTH_BEFORE = re.compile(r"(?<!\d)(\d\d?)([/.\-])(\d\d?)\2\Z")
 _DAY_BEFORE_YEAR = re.compile(r"(?<!\d)(\d\d?)(?:st|nd|rd|th)?,?\s+\Z")
 _WORD_BEFORE = re.compile(r"(?<![A-Za-z])([A-Za-z]{3,9})\.?\s+\Z")
@@ -108,6 +107,8 @@ class FoundDates:
 
 def find_dates(text: str) -> FoundDates | None:
     """The dates in ``text``, or ``None`` when it has none (the fast path)."""
+    if "20" not in text and "19" not in text and "/" not in text:
+        return None  # no year 1900-2099 and no slashed 2-digit year: three C substring searches
     fixed: list[tuple[int, int, int]] = []
     pairs: list[tuple[int, int, int]] = []
     end = 0
@@ -165,59 +166,78 @@ def _month_date(text: str, at: int, fixed: list[tuple[int, int, int]]) -> int:
     return word.end()
 
 
-def find_dates_in_years(text: str, years: set[int]) -> FoundDates:
-    """The dates of ``text`` whose year is one of ``years``: parsed only around each occurrence of a year.
+_YEAR_PATTERN = (
+    r"YEAR(?<!\d\d\d\d\d)(?!\d)(?:"  # the year, not inside a longer number; then what surrounds it:
+    r"(?<=(?<!\d)(\d\d)([/.\-])(\d\d)[/.\-]\d{4})"  # DD/MM/YYYY (lookbehinds are fixed-width: one per width)
+    r"|(?<=(?<!\d)(\d)([/.\-])(\d\d)[/.\-]\d{4})"
+    r"|(?<=(?<!\d)(\d\d)([/.\-])(\d)[/.\-]\d{4})"
+    r"|(?<=(?<!\d)(\d)([/.\-])(\d)[/.\-]\d{4})"
+    r"|([/.\-])(\d\d?)\13(\d\d?)(?!\d)"  # YYYY-MM-DD
+    r"|(?<=[ ,\t\n]\d{4})"  # after a space or comma: maybe a month-name date, read in Python
+    r")"
+)
+_year_patterns: dict[int, re.Pattern[str]] = {}
 
-    Why: the input is usually longer than the output and only its dates in the output's years can match
-    or be transposed, so finding those years (a C string search) and reading around them is several
-    times cheaper than scanning the whole input.
+
+def _year_regex(year: int) -> re.Pattern[str]:
+    pattern = _year_patterns.get(year)
+    if pattern is None:
+        if len(_year_patterns) >= 512:
+            _year_patterns.clear()
+        pattern = _year_patterns[year] = re.compile(_YEAR_PATTERN.replace("YEAR", str(year)))
+    return pattern
+
+
+def find_dates_in_years(text: str, years: set[int]) -> FoundDates:
+    """The dates of ``text`` whose year is one of ``years``: read only around each occurrence of a year.
+
+    Why: the input is usually longer than the output, and only its dates in the output's years can match
+    or be transposed. A regex that starts with the year's literal digits is searched at C string-search
+    speed (no per-character work elsewhere), and its fixed-width lookbehinds read the day and month.
     """
     fixed: list[tuple[int, int, int]] = []
     pairs: list[tuple[int, int, int]] = []
     for year in years:
-        needle = str(year)
-        at = text.find(needle)
-        while at != -1:
-            _date_at_year(text, at, year, fixed, pairs)
-            at = text.find(needle, at + 4)
-        short = f"/{year % 100:02d}"
-        if _century(year % 100) == year:
-            at = text.find(short)
-            while at != -1:
-                if not text[at + 3 : at + 4].isdigit():
-                    before = _DAY_MONTH_BEFORE.search(text, max(0, at - 5), at + 1)
-                    if before is not None and before.group(2) == "/":
-                        pairs.append((int(before.group(1)), int(before.group(3)), year))
-                at = text.find(short, at + 3)
+        for match in _year_regex(year).finditer(text):
+            last = match.lastindex
+            if last is None:
+                _month_date_before_year(text, match.start(), year, fixed)
+            elif last <= 12:
+                first, separator, middle = match.group(last - 2, last - 1, last)
+                if text[match.start() - 1] == separator:  # 05/03-2024 is no date
+                    pairs.append((int(first), int(middle), year))
+            else:
+                fixed.append((year, int(match.group(14)), int(match.group(15))))
+        if not fixed and not pairs and _century(year % 100) == year:
+            _two_digit_years(text, year, pairs)
     return FoundDates(fixed, pairs)
 
 
-def _date_at_year(text: str, at: int, year: int, fixed: list[tuple[int, int, int]], pairs: list[tuple[int, int, int]]) -> None:
-    if (at and text[at - 1].isdigit()) or text[at + 4 : at + 5].isdigit():
-        return  # part of a longer number
-    after = text[at + 4 : at + 5]
-    if after and after in "/.-":
-        match = _MONTH_DAY_AFTER.match(text, at + 4)
-        if match is not None:
-            fixed.append((year, int(match.group(2)), int(match.group(3))))
-            return
-    before = text[at - 1] if at else ""
-    if before and before in "/.-":
-        match = _DAY_MONTH_BEFORE.search(text, max(0, at - 6), at)
-        if match is not None:
-            pairs.append((int(match.group(1)), int(match.group(3)), year))
-    elif before in (" ", "\n", "\t", ","):
-        day = _DAY_BEFORE_YEAR.search(text, max(0, at - 8), at)
-        if day is not None:  # April 3, 2025
-            month = _WORD_BEFORE.search(text, max(0, day.start() - 12), day.start())
-            if month is not None and month.group(1).lower() in _MONTH_NUMBER:
-                fixed.append((year, _MONTH_NUMBER[month.group(1).lower()], int(day.group(1))))
-            return
-        month = _WORD_BEFORE_YEAR.search(text, max(0, at - 14), at)
-        if month is not None and month.group(1).lower() in _MONTH_NUMBER:  # 3 April 2025
-            day = _DAY_BEFORE.search(text, max(0, month.start() - 12), month.start())
-            if day is not None:
-                fixed.append((year, _MONTH_NUMBER[month.group(1).lower()], int(day.group(1))))
+def _two_digit_years(text: str, year: int, pairs: list[tuple[int, int, int]]) -> None:
+    """``05/03/24`` for 2024 (slashes only), looked for when the text shows no date with the full year."""
+    short = f"/{year % 100:02d}"
+    at = text.find(short)
+    while at != -1:
+        if not text[at + 3 : at + 4].isdigit():
+            before = _DAY_MONTH_BEFORE.search(text, max(0, at - 5), at + 1)
+            if before is not None and before.group(2) == "/":
+                pairs.append((int(before.group(1)), int(before.group(3)), year))
+        at = text.find(short, at + 3)
+
+
+def _month_date_before_year(text: str, at: int, year: int, fixed: list[tuple[int, int, int]]) -> None:
+    """``April 3, 2025`` or ``3 April 2025`` ending with the year at ``at``."""
+    day = _DAY_BEFORE_YEAR.search(text, max(0, at - 8), at)
+    if day is not None:  # April 3, 2025
+        month = _WORD_BEFORE.search(text, max(0, day.start() - 12), day.start())
+        if month is not None and month.group(1).lower() in _MONTH_NUMBER:
+            fixed.append((year, _MONTH_NUMBER[month.group(1).lower()], int(day.group(1))))
+        return
+    month = _WORD_BEFORE_YEAR.search(text, max(0, at - 14), at)
+    if month is not None and month.group(1).lower() in _MONTH_NUMBER:  # 3 April 2025
+        day = _DAY_BEFORE.search(text, max(0, month.start() - 12), month.start())
+        if day is not None:
+            fixed.append((year, _MONTH_NUMBER[month.group(1).lower()], int(day.group(1))))
 
 
 def parse_order(value: str) -> str | None:

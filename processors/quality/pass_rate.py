@@ -2,11 +2,12 @@
 
 Method (see `_cusum` for the references): each (feature, validator) key first watches
 ``baseline_checks`` results to estimate its normal failure rate p0 — conservatively, the one-sided 95 %
-Wilson upper bound, rounded up to a grid so keys share chart designs; a key whose baseline is too noisy
-must not alarm on its own noise. It then runs a Bernoulli CUSUM tuned to catch a drop of ``min_drop``
-in pass rate (failure rate p1 = p0 + min_drop) fastest, with its threshold set so that the expected
-number of checks between false alarms (in-control average run length) is ``false_alarm_checks`` —
-exactly, for the integer-valued chart that runs (Markov-chain ARL), not by rule of thumb.
+Wilson upper bound, rounded up to a grid so keys share chart designs (a key whose baseline is too
+noisy must not alarm on its own noise); the estimate is refitted on more checks as they come
+(`REFITS`). It then runs a Bernoulli CUSUM tuned to catch a drop of ``min_drop`` in pass rate (failure
+rate p1 = p0 + min_drop) fastest, with its threshold set so that the expected number of checks between
+false alarms (in-control average run length) is ``false_alarm_checks`` — exactly, for the
+integer-valued chart that runs (Markov-chain ARL), not by rule of thumb.
 
 - **Alert** when the statistic crosses the threshold: once per episode. The estimated start is the
   CUSUM's change-point estimate: the first check after the statistic last left zero (the maximum-
@@ -47,6 +48,9 @@ PassRateKey = tuple[str | None, str]
 """``(feature, validator name)``; the feature is ``None`` for calls without one."""
 
 EXAMPLES = 3
+REFITS = 32
+"""The design is refitted at 2x, 4x, ... 32x ``baseline_checks`` (when the statistic is at zero) on the
+segment's checks so far: the Wilson bound tightens and the chart gets faster without more false alarms."""
 _Z = 1.645  # one-sided 95 %
 _GRID_STEP = 1.1
 _P0_FLOOR = 0.001
@@ -156,14 +160,15 @@ class PassRateRecovery:
 class _State:
     __slots__ = (
         "after", "alert", "baseline", "before", "change_checks", "change_failures", "change_time", "change_trace", "checks", "design",
-        "failures", "recovery", "statistic",
+        "failures", "recovery", "refit_at", "statistic",
     )
 
     def __init__(self) -> None:
         self.checks = 0  # in the current segment (the baseline is the first segment's start)
         self.failures = 0
         self.design: ChartDesign | None = None
-        self.baseline = math.nan  # observed pass rate of the baseline checks
+        self.baseline = math.nan  # observed pass rate of the checks the design was fitted on
+        self.refit_at = 0
         self.statistic = 0
         self.recovery = 0
         self.change_checks = 0  # checks / failures of the segment before the current run-up
@@ -253,8 +258,12 @@ class PassRateDetector:
             state.after = [state.change_trace]
         elif statistic > 0 and failed and len(state.after) < EXAMPLES:
             state.after.append(_trace_hex(trace_id))
-        elif statistic == 0 and not failed:
-            state.before.append(_trace_hex(trace_id))
+        elif statistic == 0:
+            if not failed:
+                state.before.append(_trace_hex(trace_id))
+            if state.checks >= state.refit_at:  # more in-control data: a tighter estimate of p0
+                state.design = self._arm(key, state)
+            return None
         if statistic < design.threshold:
             return None
         checks_after = state.checks - state.change_checks
@@ -297,6 +306,7 @@ class PassRateDetector:
         n, failures = state.checks, state.failures
         rate = failures / n
         state.baseline = 1.0 - rate
+        state.refit_at = 2 * n if n < self.baseline_checks * REFITS else 1 << 62
         z2 = _Z * _Z
         upper = (rate + z2 / (2 * n) + _Z * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n))) / (1 + z2 / n)
         p0 = _P0_FLOOR * _GRID_STEP ** math.ceil(math.log(max(upper, _P0_FLOOR) / _P0_FLOOR) / math.log(_GRID_STEP) - 1e-9)
