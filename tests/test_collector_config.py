@@ -51,6 +51,10 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_REVIEW_QUEUE_SIZE": ("gauge", "{item}"),
     "METRIC_DROPPED": ("counter", "{item}"),
     "METRIC_STREAM_STALLS": ("counter", "{stall}"),
+    "METRIC_VALIDATION_CHECKS": ("counter", "{check}"),
+    "METRIC_VALIDATION_ERRORS": ("counter", "{error}"),
+    "METRIC_PASS_RATE_ALERTS": ("counter", "{alert}"),
+    "METRIC_PASS_RATE_ALERT_ACTIVE": ("gauge", "{alert}"),
 }
 UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 PROMETHEUS_LABELS = {"le", "job", "instance"}  # added by histograms / the exporter / the scrape

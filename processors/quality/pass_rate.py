@@ -10,8 +10,9 @@ false alarms (in-control average run length) is ``false_alarm_checks`` — exact
 integer-valued chart that runs (Markov-chain ARL), not by rule of thumb.
 
 - **Alert** when the statistic crosses the threshold: once per episode. The estimated start is the
-  CUSUM's change-point estimate: the first check after the statistic last left zero (the maximum-
-  likelihood change point for this shift, Page 1954), with its time and trace id. Pass rates before
+  CUSUM's change-point estimate: the check that last took the statistic off zero (the maximum-
+  likelihood change time for this shift; Basseville & Nikiforov, "Detection of Abrupt Changes", 1993,
+  §2.2), with its time and trace id. Pass rates before
   (from the segment start to that point) and after (from it to the alert) and a few example trace ids
   from each side (passes just before, the first failures after) come with it.
 - **Recovery** when the mirror-image CUSUM (evidence for p0 against p1) crosses the same threshold; the

@@ -302,13 +302,14 @@ METRIC_DROPPED: Final = "llm_telemetry.dropped"
 """Everything dropped anywhere (full queues, side-channel overflow, export failures), by reason."""
 METRIC_STREAM_STALLS: Final = "llm_telemetry.stream.stalls"
 METRIC_VALIDATION_CHECKS: Final = "llm_telemetry.validation.checks"
-"""Validator results (counter) by FEATURE, EVALUATION_NAME and EVALUATION_SCORE_LABEL: the pass rate per feature and validator."""
+"""Validator results (counter, unit ``{check}``) by FEATURE, EVALUATION_NAME and EVALUATION_SCORE_LABEL: the pass rate
+per feature and validator is its ``pass`` share."""
 METRIC_VALIDATION_ERRORS: Final = "llm_telemetry.validation.errors"
-"""Calls on which a validator raised (counter) by EVALUATION_NAME."""
+"""Calls on which a validator raised (counter, unit ``{error}``) by EVALUATION_NAME."""
 METRIC_PASS_RATE_ALERTS: Final = "llm_telemetry.validation.pass_rate_alerts"
-"""Pass-rate drop alerts raised (counter) by FEATURE and EVALUATION_NAME."""
+"""Pass-rate drop alerts raised (counter, unit ``{alert}``) by FEATURE and EVALUATION_NAME."""
 METRIC_PASS_RATE_ALERT_ACTIVE: Final = "llm_telemetry.validation.pass_rate_alert.active"
-"""1 while a pass-rate drop alert is open, else 0 (gauge) by FEATURE and EVALUATION_NAME."""
+"""1 while a pass-rate drop alert is open, else 0 (gauge, unit ``{alert}``) by FEATURE and EVALUATION_NAME."""
 
 # Semconv histogram bucket boundaries.
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
