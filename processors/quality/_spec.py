@@ -148,12 +148,6 @@ class Spec:
             raise self.error(key, f"must be an integer >= {minimum} (got {value!r})")
         return value
 
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.get(key, default)
-        if value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)} (got {value!r})")
-        return value  # type: ignore[no-any-return]
-
     def strings(self, key: str, default: Any = _MISSING) -> Any:
         """A string or a list of strings, as a tuple."""
         value = self.get(key, default)

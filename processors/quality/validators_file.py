@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -197,9 +197,3 @@ def load_validators_file(path: Path, *, capture_content: bool = False) -> list[E
         capture_content=capture_content, base_dir=path.parent,
     )
 
-
-def entries_of(items: Sequence[Entry | Validator] | Mapping[str, Any]) -> list[Entry]:
-    """Validators given in Python, as unrestricted entries (entries pass through)."""
-    if isinstance(items, Mapping):
-        raise TypeError("expected a sequence of validators or entries")
-    return [item if isinstance(item, Entry) else Entry(item) for item in items]
