@@ -69,6 +69,10 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_MODEL_VERSION_CHANGES": ("counter", "{change}"),
     "METRIC_OUTPUT_STAT_ALERTS": ("counter", "{alert}"),
     "METRIC_OUTPUT_STAT_VALUE": ("gauge", "1"),
+    "METRIC_VALIDATION_CHECKS": ("counter", "{check}"),
+    "METRIC_VALIDATION_ERRORS": ("counter", "{error}"),
+    "METRIC_PASS_RATE_ALERTS": ("counter", "{alert}"),
+    "METRIC_PASS_RATE_ALERT_ACTIVE": ("gauge", "{alert}"),
 }
 UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 PROMETHEUS_LABELS = {"le", "job", "instance"}  # added by histograms / the exporter / the scrape

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from _openai_helpers import MESSAGES
+from _records import records
 
 from llm_telemetry import attributes as a
 from llm_telemetry.config import load_settings
 from llm_telemetry.fake_provider import Behaviour
 from llm_telemetry.processors.quality.model_watch import ABSENT, ModelWatch, id_shape
 from llm_telemetry.record import GenAICall
-from llm_telemetry.side_channel import side_channel
 
 T0 = 1_750_000_000_000_000_000
 SEC = 1_000_000_000
@@ -117,11 +117,8 @@ def test_record_from_attributes_reads_current_and_legacy_fingerprint_names():
 
 def _record_of(span) -> GenAICall:
     """What the pipeline hands the watch: the side-channel record, with the span's identity and time."""
-    record = side_channel.take((span.context.trace_id, span.context.span_id))
-    assert record is not None
-    record.trace_id = record.trace_id or span.context.trace_id
-    record.span_id = record.span_id or span.context.span_id
-    record.end_time_ns = record.end_time_ns or span.end_time
+    record = records.take((span.context.trace_id, span.context.span_id))
+    assert record is not None and record.end_time_ns == span.end_time
     return record
 
 

@@ -221,6 +221,19 @@ OwnAttribute = Literal[
     "llm_telemetry.quality.output_stat.threshold",
     "llm_telemetry.quality.output_stat.ert_calls",
     "llm_telemetry.quality.output_stat.state",
+    # quality: live output validators and their pass-rate drop detector
+    "llm_telemetry.validation.start_time",
+    "llm_telemetry.validation.first_trace_id",
+    "llm_telemetry.validation.pass_rate_before",
+    "llm_telemetry.validation.pass_rate_after",
+    "llm_telemetry.validation.checks_before",
+    "llm_telemetry.validation.checks_after",
+    "llm_telemetry.validation.failures_after",
+    "llm_telemetry.validation.baseline_pass_rate",
+    "llm_telemetry.validation.example_trace_ids_before",
+    "llm_telemetry.validation.example_trace_ids_after",
+    "llm_telemetry.validation.alert_time",
+    "llm_telemetry.validation.false_alarm_checks",
     # drop accounting
     "llm_telemetry.dropped.reason",
     # pipeline
@@ -371,6 +384,30 @@ QUALITY_OUTPUT_STAT_THRESHOLD: Final = "llm_telemetry.quality.output_stat.thresh
 QUALITY_OUTPUT_STAT_ERT_CALLS: Final = "llm_telemetry.quality.output_stat.ert_calls"
 QUALITY_OUTPUT_STAT_STATE: Final = "llm_telemetry.quality.output_stat.state"
 """``alert`` or ``recovered`` (metric attribute of ``llm_telemetry.quality.output_stat.alerts``)."""
+# Validation results use the semconv names (EVALUATION_*); these describe a pass-rate drop alert. The
+# alert's feature is FEATURE and its validator EVALUATION_NAME.
+VALIDATION_START_TIME: Final = "llm_telemetry.validation.start_time"
+"""Estimated start of the drop (ISO 8601): end time of the first affected call (the CUSUM change point)."""
+VALIDATION_FIRST_TRACE_ID: Final = "llm_telemetry.validation.first_trace_id"
+"""Trace id (32 hex digits) of that first affected call."""
+VALIDATION_PASS_RATE_BEFORE: Final = "llm_telemetry.validation.pass_rate_before"
+VALIDATION_PASS_RATE_AFTER: Final = "llm_telemetry.validation.pass_rate_after"
+VALIDATION_CHECKS_BEFORE: Final = "llm_telemetry.validation.checks_before"
+VALIDATION_CHECKS_AFTER: Final = "llm_telemetry.validation.checks_after"
+"""Checks from the estimated start to the alert (or, on recovery, to the recovery), both included."""
+VALIDATION_FAILURES_AFTER: Final = "llm_telemetry.validation.failures_after"
+VALIDATION_BASELINE_PASS_RATE: Final = "llm_telemetry.validation.baseline_pass_rate"
+VALIDATION_EXAMPLE_TRACE_IDS_BEFORE: Final = "llm_telemetry.validation.example_trace_ids_before"
+"""A few passing calls just before the estimated start."""
+VALIDATION_EXAMPLE_TRACE_IDS_AFTER: Final = "llm_telemetry.validation.example_trace_ids_after"
+"""The first failing calls from the estimated start on."""
+VALIDATION_ALERT_TIME: Final = "llm_telemetry.validation.alert_time"
+VALIDATION_FALSE_ALARM_CHECKS: Final = "llm_telemetry.validation.false_alarm_checks"
+"""Expected checks between false alarms of the chart that raised the alert (its exact in-control ARL)."""
+
+EVALUATION_LABEL_PASS: Final = "pass"
+EVALUATION_LABEL_FAIL: Final = "fail"
+"""Values of ``gen_ai.evaluation.score.label`` for validator results."""
 
 # --- span events ------------------------------------------------------------------------------------
 EventName = Literal[
@@ -389,6 +426,8 @@ EventName = Literal[
     "llm_telemetry.quality.model_version_changed",
     "llm_telemetry.quality.output_stat.alert",
     "llm_telemetry.quality.output_stat.recovered",
+    "llm_telemetry.validation.pass_rate_drop",
+    "llm_telemetry.validation.pass_rate_recovered",
 ]
 EVENT_FIRST_TOKEN: Final = "llm_telemetry.first_token"
 EVENT_STALL: Final = "llm_telemetry.stall"
@@ -409,6 +448,9 @@ EVENT_CANARY_RECOVERED: Final = "llm_telemetry.canary.recovered"
 EVENT_MODEL_VERSION_CHANGED: Final = "llm_telemetry.quality.model_version_changed"
 EVENT_OUTPUT_STAT_ALERT: Final = "llm_telemetry.quality.output_stat.alert"
 EVENT_OUTPUT_STAT_RECOVERED: Final = "llm_telemetry.quality.output_stat.recovered"
+"""The semconv event of one evaluation (here: one validator on one output)."""
+EVENT_PASS_RATE_DROP: Final = "llm_telemetry.validation.pass_rate_drop"
+EVENT_PASS_RATE_RECOVERED: Final = "llm_telemetry.validation.pass_rate_recovered"
 
 # event attribute keys
 EVENT_STALL_SECONDS: Final = "llm_telemetry.stall.seconds"
@@ -460,6 +502,15 @@ METRIC_OUTPUT_STAT_ALERTS: Final = "llm_telemetry.quality.output_stat.alerts"
 """Counter: output-statistic alerts and recoveries, by feature, request model, statistic, direction, state."""
 METRIC_OUTPUT_STAT_VALUE: Final = "llm_telemetry.quality.output_stat.value"
 """Gauge: recent value of each output statistic (mean length, or rate) per feature and request model."""
+METRIC_VALIDATION_CHECKS: Final = "llm_telemetry.validation.checks"
+"""Validator results (counter, unit ``{check}``) by FEATURE, EVALUATION_NAME and EVALUATION_SCORE_LABEL: the pass rate
+per feature and validator is its ``pass`` share."""
+METRIC_VALIDATION_ERRORS: Final = "llm_telemetry.validation.errors"
+"""Calls on which a validator raised (counter, unit ``{error}``) by EVALUATION_NAME."""
+METRIC_PASS_RATE_ALERTS: Final = "llm_telemetry.validation.pass_rate_alerts"
+"""Pass-rate drop alerts raised (counter, unit ``{alert}``) by FEATURE and EVALUATION_NAME."""
+METRIC_PASS_RATE_ALERT_ACTIVE: Final = "llm_telemetry.validation.pass_rate_alert.active"
+"""1 while a pass-rate drop alert is open, else 0 (gauge, unit ``{alert}``) by FEATURE and EVALUATION_NAME."""
 
 # Semconv histogram bucket boundaries.
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)

@@ -433,6 +433,37 @@ class QualitySettings:
 
 
 @dataclass(frozen=True)
+class ValidatorsSettings:
+    """Live output validators and their pass-rate drop detector (`llm_telemetry.processors.quality`)."""
+
+    enabled: bool = _setting(True, _bool, "Run the live output validators on every GenAI output (content is read in-process only).")
+    file: Path | None = _setting(
+        None, _optional_path,
+        "TOML/YAML validators file: per-feature/per-model content contracts (regex, JSON, JSON Schema, in-prompt, numbers, "
+        "sums, length, callables, date consistency).",
+    )
+    date_consistency: bool = _setting(
+        True, _bool,
+        "Run the built-in date-consistency validator (input format inferred) on every feature, unless the validators file "
+        "declares a date_consistency validator itself.",
+    )
+    baseline_checks: int = _setting(
+        200, _integer(20), "Checks per (feature, validator) that estimate its normal pass rate before the drop detector arms.",
+    )
+    min_drop: float = _setting(
+        0.1, _number(minimum=0.01, maximum=0.9),
+        "Drop in pass rate (absolute, e.g. 0.1 = 10 points) the detector is tuned to catch fastest; smaller drops take longer.",
+    )
+    false_alarm_checks: int = _setting(
+        1_000_000, _integer(100),
+        "Expected checks between false alarms per (feature, validator) on a stable pass rate (the CUSUM's in-control ARL).",
+    )
+    max_keys: int = _setting(
+        10_000, _integer(1), "Cap on (feature, validator) pairs the drop detector tracks (least recently seen evicted).",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     content: ContentSettings = field(default_factory=ContentSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
@@ -449,6 +480,7 @@ class Settings:
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     attribution: AttributionSettings = field(default_factory=AttributionSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    validators: ValidatorsSettings = field(default_factory=ValidatorsSettings)
 
 
 def env_var(section: str, key: str) -> str:
