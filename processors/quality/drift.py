@@ -63,7 +63,7 @@ from llm_telemetry.processors.quality.drift_report import (
 )
 from llm_telemetry.processors.quality.embedders import Embedder
 from llm_telemetry.processors.quality.mmd import PermutationTestResult, permutation_test
-from llm_telemetry.processors.quality.online_mmd import OnlineMMD
+from llm_telemetry.processors.quality.online_mmd import OnlineMMD, default_bootstraps
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ class DriftConfig:
     window_size: int = 50
     """W: the sliding test window. Small reacts faster to strong shifts, large sees subtler ones; N ≥ 2W + 1."""
     ert: float = 1000.0
-    """Expected outputs between false alarms per key on unchanged traffic."""
+    """Expected outputs between false alarms per key on unchanged traffic. Calibrated precisely up to about
+    n_bootstraps/10 (2,500 with the default cap); above that the rate is only roughly right."""
     n_bootstraps: int | None = None
     """Simulated streams for the calibration; default ~10·ERT (1,000..25,000)."""
     recover_after: int | None = None
@@ -154,6 +155,12 @@ class DriftMonitor:
         self._pending: list[tuple[DriftKey, str, int, int]] = []
         self._pending_since = 0.0
         self.stats = DriftStats()
+        bootstraps = self._config.n_bootstraps or default_bootstraps(self._config.ert)
+        if bootstraps < 10 * self._config.ert:
+            logger.warning(
+                "llm-telemetry drift: ert=%g is beyond what %d simulated streams calibrate precisely (about n_bootstraps/10);"
+                " false alarms will be rarer or more frequent than set", self._config.ert, bootstraps,
+            )
 
     @property
     def config(self) -> DriftConfig:

@@ -46,6 +46,34 @@ def default_bootstraps(ert: float) -> int:
     return int(min(max(10 * math.ceil(ert), 1000), 25_000))
 
 
+def simulated_window_mmds(kernel: np.ndarray, col_sums: np.ndarray, ext: np.ndarray, w: int) -> np.ndarray:
+    """MMD² of the W sliding windows of each simulated stream (b x W).
+
+    ``kernel``: the reference kernel with a zero diagonal; ``col_sums``: its column sums (float64);
+    ``ext``: b x (2W - 1) reference indices, one extended test window per stream; the sub-reference of a
+    stream is every other reference point.
+    """
+    n, etw = len(kernel), ext.shape[1]
+    m = n - etw
+    total = float(col_sums.sum())
+    k_yy = kernel.ravel().take(ext[:, :, None] * n + ext[:, None, :])  # b x etw x etw, zero diagonal
+    # The sub-reference's sums follow from the full kernel's column sums: no N² gather per stream.
+    k_xy_cols = col_sums[ext] - k_yy.sum(axis=1, dtype=np.float64)  # b x etw: sum over x of k(x, y_j)
+    s_xx = total - k_yy.sum(axis=(1, 2), dtype=np.float64) - 2.0 * k_xy_cols.sum(axis=1)
+    # Window sums slide: the leaving point w and the entering point w + W each pair with the points that stay
+    # (columns j with w < j < w + W).
+    j = np.arange(etw)
+    stay = ((j[None, :] > j[:w - 1, None]) & (j[None, :] < j[:w - 1, None] + w)).astype(np.float32)
+    s_yy = np.empty((len(ext), w))
+    s_yy[:, 0] = k_yy[:, :w, :w].sum(axis=(1, 2), dtype=np.float64)
+    step = ((k_yy[:, w:, :] - k_yy[:, :w - 1, :]) * stay).sum(axis=2, dtype=np.float64)
+    s_yy[:, 1:] = s_yy[:, :1] + 2.0 * step.cumsum(axis=1)
+    col_prefix = np.zeros((len(ext), etw + 1))
+    col_prefix[:, 1:] = k_xy_cols.cumsum(axis=1)
+    s_xy = col_prefix[:, w:w + w] - col_prefix[:, :w]
+    return s_xx[:, None] / (m * (m - 1)) + s_yy / (w * (w - 1)) - 2.0 * s_xy / (m * w)
+
+
 @dataclass(frozen=True, slots=True)
 class OnlineStep:
     """One update: the window's MMD² against the sub-reference and the threshold it is compared with."""
@@ -102,31 +130,13 @@ class OnlineMMD:
         """Thresholds for steps 0..W-1 by simulation on the reference; also the fewest surviving streams."""
         n, w = len(kernel), self.window_size
         etw = 2 * w - 1
-        m = n - etw
         col_sums = kernel.sum(axis=0, dtype=np.float64)
-        total = float(col_sums.sum())
-        flat = kernel.ravel()
         chunk = max(1, _GATHER_BUDGET // (etw * etw))
-        # Columns j with w < j < w + W: the points that stay when window w slides to w + 1.
-        j = np.arange(etw)
-        stay = ((j[None, :] > j[:w - 1, None]) & (j[None, :] < j[:w - 1, None] + w)).astype(np.float32)
         mmds = np.empty((self.n_bootstraps, w), dtype=np.float64)
         for lo in range(0, self.n_bootstraps, chunk):
             b = min(chunk, self.n_bootstraps - lo)
             ext = self._rng.random((b, n)).argpartition(etw - 1, axis=1)[:, :etw]  # random extended windows
-            k_yy = flat.take(ext[:, :, None] * n + ext[:, None, :])  # b x etw x etw, zero diagonal
-            # x = everything else: its sums follow from the full kernel's column sums, no N² gather.
-            k_xy_cols = col_sums[ext] - k_yy.sum(axis=1, dtype=np.float64)  # b x etw: Σ_x k(x, y_j)
-            s_xx = total - k_yy.sum(axis=(1, 2), dtype=np.float64) - 2.0 * k_xy_cols.sum(axis=1)
-            # Window sums slide: leaving point w and entering point w + W each pair with the points that stay.
-            s_yy = np.empty((b, w))
-            s_yy[:, 0] = k_yy[:, :w, :w].sum(axis=(1, 2), dtype=np.float64)
-            step = ((k_yy[:, w:, :] - k_yy[:, :w - 1, :]) * stay).sum(axis=2, dtype=np.float64)
-            s_yy[:, 1:] = s_yy[:, :1] + 2.0 * step.cumsum(axis=1)
-            col_prefix = np.zeros((b, etw + 1))
-            col_prefix[:, 1:] = k_xy_cols.cumsum(axis=1)
-            s_xy = col_prefix[:, w:w + w] - col_prefix[:, :w]
-            mmds[lo:lo + b] = s_xx[:, None] / (m * (m - 1)) + s_yy / (w * (w - 1)) - 2.0 * s_xy / (m * w)
+            mmds[lo:lo + b] = simulated_window_mmds(kernel, col_sums, ext, w)
         thresholds = np.empty(w, dtype=np.float64)
         alive = np.ones(self.n_bootstraps, dtype=bool)
         min_alive = self.n_bootstraps
@@ -155,6 +165,16 @@ class OnlineMMD:
             self._resum()
             if self._score() < self.thresholds[0]:
                 break
+        self._initial = (self._y.copy(), self._k_yy.copy(), self._k_xy.copy())
+        self.t = 0
+        self._pos = 0
+        self._observed = 0
+
+    def reset(self) -> None:
+        """Back to the start of a stream (t = 0, the initial held-out window); thresholds and split are kept."""
+        y, k_yy, k_xy = self._initial
+        self._y, self._k_yy, self._k_xy = y.copy(), k_yy.copy(), k_xy.copy()
+        self._resum()
         self.t = 0
         self._pos = 0
         self._observed = 0
@@ -167,8 +187,9 @@ class OnlineMMD:
         return self._reference
 
     @property
-    def reference_subset_size(self) -> int:
-        return len(self._x)
+    def reference_subset(self) -> np.ndarray:
+        """The sub-reference the live statistic compares the window with (N - 2W + 1 points)."""
+        return self._x
 
     def threshold(self, t: int) -> float:
         return float(self.thresholds[min(t, self.window_size - 1)])
