@@ -62,6 +62,14 @@ def test_hashing_is_the_same_in_another_process_with_another_hash_seed():
     assert out.stdout.strip() == here
 
 
+def test_hashing_space_is_pinned():
+    """Saved baselines hold vectors of this exact space: changing the features or hashing must change the
+    embedder's name (``hashing-v1``) and this test."""
+    emb = HashingEmbedder()
+    assert emb.name == "hashing-v1:dim=256:seed=0:char=3,4,5:word=2:nnz=4:max_chars=4096"
+    np.testing.assert_allclose(emb.embed([INVOICE])[0, :5], [0.0745356, -0.0248452, -0.0745356, -0.0496904, -0.0496904], atol=1e-6)
+
+
 def test_hashing_similar_outputs_are_closer_than_different_ones():
     emb = HashingEmbedder()
     invoice, invoice2, refusal, other, _ = emb.embed(TEXTS)

@@ -106,7 +106,7 @@ class DriftConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"drift {f.name} must be a number, got {value!r}")
-        minimum = {"window_size": 2, "batch_size": 1, "max_keys": 1, "nearest_k": 0, "batch_check_every": 0,
+        minimum = {"reference_size": 5, "window_size": 2, "batch_size": 1, "max_keys": 1, "nearest_k": 0, "batch_check_every": 0,
                    "n_permutations": 1, "seed": 0, "recover_after": 1, "n_bootstraps": 10}
         for name, low in minimum.items():
             value = getattr(self, name)
@@ -177,11 +177,13 @@ class DriftMonitor:
 
     # --- the stream ---------------------------------------------------------------------------------
 
-    def observe(self, key: DriftKey, text: str | None, end_time_ns: int, trace_id: int = 0) -> list[DriftDecision]:
+    def observe(self, key: DriftKey, text: str | None, end_time_ns: int | None, trace_id: int = 0) -> list[DriftDecision]:
         """Queue one output; when a batch is due, embed it and return one decision per output processed.
 
-        Empty outputs are skipped (counted). Never raises for the stream's sake: embedder or calibration
-        failures are logged and counted, and the affected outputs dropped.
+        ``end_time_ns`` is the call's own end time (``GenAICall.end_time_ns``; ``None``/0 if unknown): windows
+        and alerts report it, the arrival order decides the window. Empty outputs are skipped (counted).
+        Never raises for the stream's sake: embedder or calibration failures are logged and counted, and the
+        affected outputs dropped.
         """
         self.stats.observed += 1
         if not text or not text.strip():
@@ -189,7 +191,7 @@ class DriftMonitor:
             return []
         if not self._pending:
             self._pending_since = time.monotonic()
-        self._pending.append((key, text, end_time_ns, trace_id))
+        self._pending.append((key, text, end_time_ns or 0, trace_id))
         if len(self._pending) >= self._config.batch_size or time.monotonic() - self._pending_since >= self._config.max_delay_s:
             return self.flush()
         return []
