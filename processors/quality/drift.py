@@ -21,9 +21,10 @@ Threading: not thread-safe. One background worker (the drift lane) makes every c
 and `load_baseline` included; embedding and calibration are CPU work that must never run on the app
 thread. `stats` counters are plain ints that another thread may read (each read is atomic).
 
-Memory is bounded: ``batch_size`` pending texts; per key N reference vectors and a W-point window (about
-(N + W)·d·4 + W²·8 bytes: 0.55 MB at N=500, W=50, d=256); at most ``max_keys`` keys, the least recently
-seen evicted first (counted in ``stats.evicted_keys``).
+Memory is bounded: ``batch_size`` pending texts; per key the N reference vectors, the detector's
+sub-reference copy and a W-point window (about (2N + 2W)·d·4 + 2W²·8 bytes: 1.1 MB at N=500, W=50,
+d=256); at most ``max_keys`` keys (35 MB at the default 32), the least recently seen evicted first
+(counted in ``stats.evicted_keys``).
 
 Where state lives (design note 5): in this process, so a baseline covers one replica's traffic for
 the key; behind a gateway, route each (feature, model) to one gateway.
@@ -89,7 +90,7 @@ class DriftConfig:
     """Texts embedded per embedder call."""
     max_delay_s: float = 5.0
     """An `observe` call embeds the pending texts once the oldest has waited this long, even if fewer than batch_size."""
-    max_keys: int = 64
+    max_keys: int = 32
     nearest_k: int = 5
     """Outputs named in an alert as nearest the shift."""
     batch_check_every: int = 0
