@@ -99,6 +99,14 @@ class EnricherChain:
         return enrichment
 
     def flush(self, timeout_s: float) -> bool:
+        """Hand enrichers' held work (e.g. drift's pending batch) to their lanes, then wait for the lanes."""
+        for enricher in self.enrichers:
+            flush_pending = getattr(enricher, "flush_pending", None)
+            if flush_pending is not None:
+                try:
+                    flush_pending()
+                except Exception:
+                    logger.debug("llm-telemetry: enricher %r could not flush", enricher.name, exc_info=True)
         return self.lanes.flush(timeout_s)
 
     def shutdown(self, timeout_s: float) -> None:

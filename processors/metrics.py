@@ -232,3 +232,33 @@ def _attributes(key: UsageKey) -> Attributes:
         del out[a.USER_ID]
         out[OVERFLOW_ATTRIBUTE] = True
     return out
+
+
+class Tally:
+    """Counts by a small attribute set, reported through one observable counter (same sums as a ``Counter``).
+
+    For per-call counts off the hot path's budget: ``add`` is one dict update under a lock, where a
+    synchronous ``Counter.add`` costs ~10 µs in the SDK. Beyond ``max_series`` distinct attribute sets new
+    ones are counted in one overflow series (``otel.metric.overflow=true``).
+    """
+
+    def __init__(self, meter: Meter | None, name: str, unit: str, description: str, max_series: int = 1000) -> None:
+        self._counts: dict[tuple[tuple[str, AttributeValue], ...], int] = {}
+        self._lock = threading.Lock()
+        self._max = max_series
+        if meter is not None:
+            meter.create_observable_counter(name, callbacks=[self._observe], unit=unit, description=description)
+
+    def add(self, attributes: Mapping[str, AttributeValue], amount: int = 1) -> None:
+        key = tuple(sorted(attributes.items()))
+        with self._lock:
+            if key not in self._counts and len(self._counts) >= self._max:
+                key = ((OVERFLOW_ATTRIBUTE, True),)
+            self._counts[key] = self._counts.get(key, 0) + amount
+
+    def counts(self) -> dict[tuple[tuple[str, AttributeValue], ...], int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(count, dict(key)) for key, count in self.counts().items()]

@@ -53,6 +53,8 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_STREAM_STALLS": ("counter", "{stall}"),
     "METRIC_QUALITY_ALERTS": ("counter", "{alert}"),
     "METRIC_QUALITY_ALERTS_ACTIVE": ("gauge", "{alert}"),
+    "METRIC_DRIFT_SCORE": ("gauge", "1"),
+    "METRIC_DRIFT_THRESHOLD": ("gauge", "1"),
     "METRIC_EVAL_CASES": ("counter", "{case}"),
     "METRIC_EVAL_PASS_RATE": ("gauge", "1"),
     "METRIC_CANARY_ALERTS": ("counter", "{alert}"),
@@ -66,13 +68,9 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_SESSION_COMPLETION_RATE": ("gauge", "1"),
     "METRIC_SESSION_ABANDONMENT_RATE": ("gauge", "1"),
     "METRIC_SESSION_ACTIVE": ("gauge", "{session}"),
-    "METRIC_MODEL_VERSION_CHANGES": ("counter", "{change}"),
-    "METRIC_OUTPUT_STAT_ALERTS": ("counter", "{alert}"),
     "METRIC_OUTPUT_STAT_VALUE": ("gauge", "1"),
     "METRIC_VALIDATION_CHECKS": ("counter", "{check}"),
     "METRIC_VALIDATION_ERRORS": ("counter", "{error}"),
-    "METRIC_PASS_RATE_ALERTS": ("counter", "{alert}"),
-    "METRIC_PASS_RATE_ALERT_ACTIVE": ("gauge", "{alert}"),
 }
 UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 PROMETHEUS_LABELS = {"le", "job", "instance"}  # added by histograms / the exporter / the scrape

@@ -48,6 +48,9 @@ class Alert:
     ``key`` names where (``feature``, ``model``, ``validator`` …); ``started_ns`` is the estimated start of
     the change (the first affected call's end time), ``at_ns`` when this decision was taken (the call's
     time); ``examples`` are trace ids (hex) of affected calls, ``baseline_examples`` of calls before it.
+    ``details`` are the detector's own attributes (full names from `llm_telemetry.attributes`) and
+    ``event_name`` its span-event name. A ``one_shot`` alert (a model version change: a fact, not a state)
+    is reported but never held active.
     """
 
     name: str
@@ -61,6 +64,8 @@ class Alert:
     baseline_examples: tuple[str, ...] = ()
     trace_id: int = 0
     span_id: int = 0
+    event_name: str = a.EVENT_ALERT
+    one_shot: bool = False
 
     @property
     def identity(self) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -78,11 +83,11 @@ class Alert:
         if self.baseline_examples:
             out[a.ALERT_BASELINE_TRACE_IDS] = self.baseline_examples
         for name, value in self.details.items():
-            out[f"{a.ALERT_DETAIL_PREFIX}{name}"] = value
+            out[name if "." in name else f"{a.ALERT_DETAIL_PREFIX}{name}"] = value
         return out
 
     def event(self) -> EnrichmentEvent:
-        return EnrichmentEvent(a.EVENT_ALERT, self.attributes(), self.at_ns)
+        return EnrichmentEvent(self.event_name, self.attributes(), self.at_ns)
 
 
 class AlertBook:
@@ -108,7 +113,9 @@ class AlertBook:
         """Record ``alert``; returns its span event, or None if it repeats the current state (no new episode)."""
         with self._lock:
             current = self._active.get(alert.identity)
-            if alert.state == "firing":
+            if alert.one_shot:
+                pass
+            elif alert.state == "firing":
                 if current is not None:
                     return None
                 if len(self._active) >= _MAX_ACTIVE:

@@ -464,6 +464,28 @@ class ValidatorsSettings:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    enabled: bool = _setting(True, _bool, "Embedding drift per feature and model (MMD, on its own background lane).")
+    embedder: str = _setting(
+        "hashing", _text,
+        "`hashing[:dims]` (offline, numpy), `wordllama[:dims]` (extra `wordllama`) or `provider:MODEL[:dims]` "
+        "(the OpenAI embeddings API through the instrumented SDK).",
+    )
+    reference_size: int = _setting(500, _integer(10), "Known-good outputs per feature and model in the reference window.")
+    window_size: int = _setting(50, _integer(2), "Outputs in the sliding test window.")
+    ert: float = _setting(
+        1000.0, _number(minimum=10),
+        "Expected outputs between false alarms (per feature and model): the online detector's thresholds are calibrated to it.",
+    )
+    baseline_dir: Path | None = _setting(
+        None, _optional_path, "Directory for reference windows: loaded at start if present, saved once learned from traffic.",
+    )
+    max_keys: int = _setting(
+        32, _integer(1), "Cap on (feature, model) pairs watched (~1 MB each); the least recent is evicted and counted.",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     content: ContentSettings = field(default_factory=ContentSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
@@ -480,6 +502,7 @@ class Settings:
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     attribution: AttributionSettings = field(default_factory=AttributionSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
     validators: ValidatorsSettings = field(default_factory=ValidatorsSettings)
 
 
