@@ -17,8 +17,8 @@ from llm_telemetry import attributes as a
 from llm_telemetry.config import load_settings
 from llm_telemetry.fake_provider import Behaviour
 from llm_telemetry.processors.quality.datasets import Case
-from llm_telemetry.processors.quality.eval_report import Progress
 from llm_telemetry.processors.quality.llm_target import LLMTarget
+from llm_telemetry.progress import Progress
 
 DOCS = {
     "When was INV-2291 issued?": "Invoice INV-2291 was issued on 03/04/2025 by Acme Ltd.",

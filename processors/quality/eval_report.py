@@ -1,16 +1,12 @@
-"""The result of an evaluation run: per-case results, totals, the printed table, JSON, and the progress bar.
+"""The result of an evaluation run: per-case results, totals, the printed table and JSON.
 
-The progress bar is a few lines of our own rather than ``tqdm``: the ``openai`` SDK no longer pulls
-``tqdm`` in, and one redrawn stderr line is not worth a new dependency of the core package.
+(The progress bar shown while a run goes is `llm_telemetry.progress.Progress`.)
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from llm_telemetry.processors.quality.checks import CheckResult
 
@@ -134,56 +130,3 @@ class EvalReport:
 
     def __str__(self) -> str:
         return self.table()
-
-
-class Progress:
-    """``[#####.....] 12/40 cases, 3 failing, 2.1/s, ETA 13s`` redrawn on one stderr line.
-
-    ``enabled=None`` (auto): only when the stream is a terminal, and only once the run has taken over
-    ``delay_s`` — short runs print nothing. ``True`` forces it (any stream), ``False`` disables it.
-    """
-
-    def __init__(self, total: int, *, enabled: bool | None = None, stream: IO[str] | None = None, delay_s: float = 1.0) -> None:
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled if enabled is not None else _isatty(self.stream)
-        self.delay_s = 0.0 if enabled else delay_s
-        self.done = 0
-        self.failing = 0
-        self._start = time.monotonic()
-        self._drawn = False
-        self._lock = threading.Lock()
-
-    def advance(self, passed: bool) -> None:
-        with self._lock:
-            self.done += 1
-            self.failing += not passed
-            if self.enabled and time.monotonic() - self._start >= self.delay_s:
-                self._draw()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._drawn:
-                self._draw()
-                self.stream.write("\n")
-                self.stream.flush()
-
-    def _draw(self) -> None:
-        elapsed = max(time.monotonic() - self._start, 1e-9)
-        rate = self.done / elapsed
-        eta = (self.total - self.done) / rate if rate > 0 else 0.0
-        width = 24
-        filled = int(width * self.done / self.total) if self.total else width
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} cases, {self.failing} failing, "
-            f"{rate:.1f}/s, ETA {eta:.0f}s "
-        )
-        self.stream.flush()
-        self._drawn = True
-
-
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False

@@ -39,8 +39,9 @@ from llm_telemetry import attributes as a
 from llm_telemetry.config import Settings, get_settings
 from llm_telemetry.processors.quality.checks import Check, CheckResult, Sample, build_check
 from llm_telemetry.processors.quality.datasets import Case, Dataset, as_dataset
-from llm_telemetry.processors.quality.eval_report import CaseResult, EvalReport, Progress
+from llm_telemetry.processors.quality.eval_report import CaseResult, EvalReport
 from llm_telemetry.processors.quality.judge_faithfulness import FaithfulnessJudge
+from llm_telemetry.progress import Progress
 
 SCOPE = "llm_telemetry.quality.eval"
 MAX_EXPLANATION_CHARS = 1000
