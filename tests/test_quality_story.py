@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import openai
 import pytest
 from _pipeline_helpers import metric_points, settings_from
-from _story import FEATURE, run_story
 from opentelemetry import _logs
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -28,6 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llm_telemetry import attributes as a
+from llm_telemetry.demo_story import FEATURE, run_story
 from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
 from llm_telemetry.processors.chain import EnricherChain, build_chain
 from llm_telemetry.processors.pipeline import build_pipeline

@@ -1,10 +1,14 @@
 """``llm-telemetry demo``: the whole pipeline on an embedded fake provider, no external service.
 
-It starts the bundled fake provider, instruments the real OpenAI and Anthropic SDKs, runs a short
-scenario modelled on the source story (an invoice-date extraction feature, a streamed chat with a
-stall, an output that leaks PII, a rate-limited call, a model with no price), and prints what would be
-exported: every span with its latency, tokens, cost and safety verdict, then the metrics. With
-``--otlp`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT`` set) the same data also goes to an OTLP endpoint.
+It starts the bundled fake provider, instruments the real OpenAI and Anthropic SDKs and replays the
+source story: an invoice-date extraction feature answered correctly, then the provider's silent update
+(new fingerprint and model version, day and month transposed, same latency and cost). Around it: a
+streamed chat with a stall, an output that leaks PII, a rate-limited call, a model with no price. It
+prints what would be exported — the spans (the invoice calls summarised) with latency, tokens, cost and
+safety verdict, then the metrics — and ends with what the quality layer found: the regression's
+validator, feature, start and affected outputs, and the model-version change. Everything also goes to
+an embedded store for ``llm-telemetry report``. With ``--otlp`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT``
+set) the same data also goes to an OTLP endpoint.
 
 The demo's flagged outputs go to a review queue of its own (a fresh temporary directory, or
 ``--state-dir``), never to the user's real one (``review.db_path``): demo items must not mix with
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanProcessor
@@ -31,28 +35,30 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from llm_telemetry import attributes as a
 from llm_telemetry.attribution import attribute
 from llm_telemetry.config import get_settings
+from llm_telemetry.demo_quality import quality_summary
+from llm_telemetry.exporters.store.exporters import StoreMetricExporter, StoreSpanExporter, open_store
+from llm_telemetry.processors.quality.enricher import QualityEnricher
 
-DATE_PROMPT = [
-    {"role": "system", "content": "Extract the invoice date as ISO 8601. Input dates are DD/MM/YYYY."},
-    {"role": "user", "content": "Invoice INV-2291, issued 03/04/2025, due in 30 days."},
-]
+STORY_FEATURE = "invoice-dates"
+STORY_GOOD_CALLS = 240
+STORY_UPDATED_CALLS = 90
 
 
 def _run_scenario(provider: Any) -> None:
     import anthropic
     import openai
 
+    from llm_telemetry.demo_story import run_story
     from llm_telemetry.fake_provider import Behaviour
+    from llm_telemetry.progress import Progress
 
     oai = openai.OpenAI(api_key="demo-key", base_url=provider.openai_base_url, max_retries=0)
     claude = anthropic.Anthropic(api_key="demo-key", base_url=provider.anthropic_base_url, max_retries=0)
 
-    with attribute(user_id="user-17", session_id="sess-1", feature="invoice-dates"):
-        provider.enqueue(Behaviour(text="2025-04-03", input_tokens=58, output_tokens=6))
-        oai.chat.completions.create(model="gpt-4o-mini-2024-07-18", messages=DATE_PROMPT, temperature=0)
-        # The silent model update of the story: same latency, same cost, transposed day and month.
-        provider.enqueue(Behaviour(text="2025-03-04", input_tokens=58, output_tokens=6))
-        oai.chat.completions.create(model="gpt-4o-mini-2024-07-18", messages=DATE_PROMPT, temperature=0)
+    # The story: correct extractions, then the silent model update (same latency, same cost).
+    progress = Progress(STORY_GOOD_CALLS + STORY_UPDATED_CALLS, unit="invoice calls")
+    run_story(oai, STORY_GOOD_CALLS, STORY_UPDATED_CALLS, after_each=lambda _: progress.advance())
+    progress.close()
 
     with attribute(user_id="user-42", session_id="sess-2", feature="support-chat"):
         provider.enqueue(
@@ -98,9 +104,15 @@ def _print_spans(spans: list[ReadableSpan]) -> None:
     )
     print(header)
     print("-" * len(header))
+    story = [span for span in spans if (span.attributes or {}).get(a.FEATURE) == STORY_FEATURE]
+    shown = {id(story[0]), id(story[-1])} if story else set()
     for span in spans:
         attrs = span.attributes or {}
         if a.OPERATION_NAME not in attrs:
+            continue
+        if attrs.get(a.FEATURE) == STORY_FEATURE and id(span) not in shown:
+            if span is story[1]:
+                print(f"{'  … ' + str(len(story) - 2) + ' more invoice-dates calls (first and last shown)':60}")
             continue
         tokens = f"{attrs.get(a.USAGE_INPUT_TOKENS, '-')}/{attrs.get(a.USAGE_OUTPUT_TOKENS, '-')}"
         if attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED):
@@ -168,12 +180,16 @@ def run(otlp: bool = False, state_dir: Path | None = None) -> int:
     settings = dataclasses.replace(settings, review=dataclasses.replace(settings.review, db_path=review_db))
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
-    readers: list[MetricReader] = [reader]
+    store_path = demo_dir / "telemetry.db"
+    readers: list[MetricReader] = [
+        reader, PeriodicExportingMetricReader(StoreMetricExporter(str(store_path)), export_interval_millis=3_600_000),
+    ]
     meter_provider = MeterProvider(metric_readers=readers, resource=Resource.create({"service.name": "llm-telemetry-demo"}))
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "llm-telemetry-demo"}))
     # One enrichment pipeline, fanned out to the in-memory exporter (printed below) and optionally OTLP.
     sinks = SynchronousMultiSpanProcessor()
     sinks.add_span_processor(SimpleSpanProcessor(exporter))
+    sinks.add_span_processor(SimpleSpanProcessor(StoreSpanExporter(str(store_path))))
     if otlp and (processor := _otlp_processor()) is not None:
         sinks.add_span_processor(processor)
     # One chain measures every call (our instrumentation hands each call to it before the span ends) and
@@ -189,15 +205,26 @@ def run(otlp: bool = False, state_dir: Path | None = None) -> int:
             print(f"llm-telemetry demo: fake provider at {provider.base_url}; content capture {settings.content.capture.value}; "
                   f"review queue of this demo: {review_db} (yours is not touched)\n")
             _run_scenario(provider)
+        chain.flush(10.0)
         tracer_provider.force_flush()
-        _print_spans(list(exporter.get_finished_spans()))
+        spans = list(exporter.get_finished_spans())
+        _print_spans(spans)
         _print_metrics(reader)
+        quality = next((e for e in chain.enrichers if isinstance(e, QualityEnricher)), None)
+        if quality is not None:
+            print()
+            print("\n".join(quality_summary(spans, quality.alerts.history(), STORY_FEATURE)))
+            store = open_store(str(store_path))
+            for alert in quality.alerts.history():
+                store.add_alert(alert.at_ns or 0, alert.attributes(), alert.trace_id)
     finally:
         side_channel.connect(None)
         for instrumentor in instrumentors:
             instrumentor.uninstrument()
         tracer_provider.shutdown()
         meter_provider.shutdown()
+    print(f"\nThe demo's telemetry is in an embedded store: llm-telemetry report --store {store_path} "
+          f"(add --html report.html for the page)")
     if review_db.exists():
         print(f"\nThe demo's review items are in {review_db}: LLM_TELEMETRY_REVIEW_DB_PATH={review_db} llm-telemetry review list")
     print("\nNext: point a real app at a collector with `opentelemetry-instrument python app.py` (see README).")

@@ -1,5 +1,7 @@
 """The source story, replayable: invoice-date extraction through the real OpenAI SDK and the fake provider.
 
+Used by ``llm-telemetry demo`` and by the tests that check the quality layer catches the story.
+
 `run_story` sends ``good`` calls answered correctly (``iso_dates``), then the provider's silent update:
 a new system fingerprint and response model, and ambiguous dates (day and month both ≤ 12) come back
 transposed (``iso_dates_transposed``). Prompts are seeded, so every run sends the same invoices.
@@ -10,11 +12,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import openai
+from typing import TYPE_CHECKING
 
 from llm_telemetry.attribution import attribute
 from llm_telemetry.fake_provider import Behaviour
+
+if TYPE_CHECKING:
+    import openai
 
 SYSTEM = "Extract the invoice date as ISO 8601 (YYYY-MM-DD)."
 FEATURE = "invoice-dates"
@@ -38,6 +42,7 @@ def invoice_prompt(rng: random.Random, number: int) -> tuple[str, bool]:
 
 def run_story(client: openai.OpenAI, good: int, updated: int, *, seed: int = 7,
               after_each: Callable[[int], None] | None = None) -> StoryRun:
+    """``good`` correct answers, then ``updated`` answers after the silent update; returns what was affected."""
     rng = random.Random(seed)
     run = StoryRun(first_update_call=good)
     before = Behaviour(responder="iso_dates", system_fingerprint="fp_44709d6fcb", input_tokens=58, output_tokens=6).header()
