@@ -54,8 +54,8 @@ def story_env(tmp_path) -> Iterator[StoryEnv]:
     spans, reader, logs = InMemorySpanExporter(), InMemoryMetricReader(), InMemoryLogRecordExporter()
     tracer_provider, meter_provider, logger_provider = TracerProvider(), MeterProvider(metric_readers=[reader]), LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
-    previous = _logs.get_logger_provider()
-    _logs._internal._LOGGER_PROVIDER = logger_provider  # the alert book logs through the global provider
+    previous = _logs._internal._LOGGER_PROVIDER  # the alert book logs through the global provider (None if unset)
+    _logs._internal._LOGGER_PROVIDER = logger_provider
     chain = build_chain(settings, meter_provider, tracer_provider)
     tracer_provider.add_span_processor(build_pipeline(SimpleSpanProcessor(spans), settings, chain=chain))
     side_channel.connect(chain)
