@@ -15,6 +15,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "llm_telemetry.demo",
     "llm_telemetry.settings_cli",
     "llm_telemetry.processors.safety.review_cli",
+    "llm_telemetry.exporters.gateway.cli",
 )
 
 
