@@ -79,6 +79,8 @@ class Sender:
         self._deadline = deadline
         self._stopping.set()
         self._wake.set()
+        if self._thread.ident is None:
+            return  # never started
         self._thread.join(max(0.0, deadline - time.monotonic()) + self._timeout + 1.0)
 
     def state(self) -> dict[str, object]:

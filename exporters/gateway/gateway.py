@@ -60,6 +60,7 @@ logger = logging.getLogger(__name__)
 GATEWAY_SERVICE_NAME = "llm-telemetry-gateway"
 RETRY_AFTER_S = 5.0
 """What a refused sender is told to wait (gRPC RetryInfo, HTTP Retry-After) when the queue is full or we stop."""
+FULL_STATUS_S = 10.0
 
 
 class Verdict(enum.Enum):
@@ -91,6 +92,7 @@ class Gateway:
         self._started_at = time.time()
         self._stopping = False
         self._stopped = threading.Event()
+        self._last_full_at = 0.0
         self._token = f"bearer {config.auth_token}".encode() if config.auth_token else None
 
         resource = Resource.create({} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: GATEWAY_SERVICE_NAME})
@@ -233,6 +235,7 @@ class Gateway:
         size = request.ByteSize() if json else len(body)
         reservation = self.queue.reserve(size + size // 2 + 4096)
         if reservation is None:
+            self._last_full_at = time.monotonic()
             self.stats.add_dropped(DROP_QUEUE_FULL, items)
             return self._refuse(Verdict.QUEUE_FULL, "the gateway's queue is full (the upstream is slow or down); retry later",
                                 RETRY_AFTER_S)
@@ -274,15 +277,16 @@ class Gateway:
     # --- health ----------------------------------------------------------------------------------------
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON body) of ``GET /health``: 200 while accepting, 503 when stopping or full."""
+        """(HTTP status, JSON body) of ``GET /health``: 200 while accepting, 503 when stopping or full.
+
+        ``full``: a request was refused for lack of room in the last 10 s; ``degraded``: the last export failed.
+        """
         sizes = self.queue.sizes()
         config = self.config
-        memory_full = sizes["memory"] >= 0.9 * config.queue_max_bytes
-        disk_full = self.spill is None or sizes["disk"] >= 0.9 * config.spill_max_bytes
         upstream = self.sender.state()
         if self._stopping:
             status = "stopping"
-        elif memory_full and disk_full:
+        elif self._last_full_at and time.monotonic() - self._last_full_at < FULL_STATUS_S:
             status = "full"
         elif not upstream["healthy"]:
             status = "degraded"

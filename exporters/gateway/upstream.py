@@ -68,7 +68,15 @@ class GrpcUpstream:
     """OTLP/gRPC: raw bytes in and out (no re-encoding), one channel for the three services."""
 
     def __init__(self, target: str, *, secure: bool, headers: dict[str, str], ca_file: str | None = None) -> None:
-        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        options = [
+            ("grpc.max_send_message_length", -1),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            # gRPC's own reconnect backoff grows to 120 s: after a long outage the channel would stay down for
+            # up to two minutes after the upstream is back. Our sender already backs off; keep the channel eager.
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.min_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
         if secure:
             root = open(ca_file, "rb").read() if ca_file else None  # noqa: SIM115
             self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=root), options=options)
