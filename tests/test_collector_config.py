@@ -51,6 +51,11 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_REVIEW_QUEUE_SIZE": ("gauge", "{item}"),
     "METRIC_DROPPED": ("counter", "{item}"),
     "METRIC_STREAM_STALLS": ("counter", "{stall}"),
+    "METRIC_GATEWAY_RECEIVED": ("counter", "{item}"),
+    "METRIC_GATEWAY_ENRICHED": ("counter", "{span}"),
+    "METRIC_GATEWAY_EXPORTED": ("counter", "{item}"),
+    "METRIC_GATEWAY_REFUSED": ("counter", "{request}"),
+    "METRIC_GATEWAY_QUEUE_SIZE": ("gauge", "By"),
 }
 UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 PROMETHEUS_LABELS = {"le", "job", "instance"}  # added by histograms / the exporter / the scrape

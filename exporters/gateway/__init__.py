@@ -4,7 +4,7 @@ Many replicas, and apps in other languages, send plain GenAI spans; budgets, dri
 need one place that sees them all. The gateway receives OTLP over gRPC and HTTP, runs the same enricher
 chain as the in-process pipeline on every GenAI span not enriched yet (`enrich`), removes content unless
 content capture is on, and forwards traces, metrics and logs upstream (`delivery`), with a bounded queue
-(`queue`), optional spill to disk (`spill`), and its own counts on ``/health`` and as metrics (`stats`).
+(`outbox`), optional spill to disk (`spill`), and its own counts on ``/health`` and as metrics (`stats`).
 
     from llm_telemetry.exporters.gateway import Gateway, GatewayConfig
     gateway = Gateway(GatewayConfig(listen_grpc="127.0.0.1:0", listen_http="127.0.0.1:0", upstream="grpc://127.0.0.1:4317"))

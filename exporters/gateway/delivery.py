@@ -15,7 +15,7 @@ import random
 import threading
 import time
 
-from llm_telemetry.exporters.gateway.queue import DeliveryQueue
+from llm_telemetry.exporters.gateway.outbox import DeliveryQueue
 from llm_telemetry.exporters.gateway.spill import Item, SpillStore
 from llm_telemetry.exporters.gateway.stats import DROP_SPILL_FAILED, DROP_UPSTREAM_REJECTED, GatewayStats
 from llm_telemetry.exporters.gateway.upstream import Outcome, Upstream

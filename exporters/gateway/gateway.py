@@ -37,7 +37,7 @@ from llm_telemetry.exporters.gateway.delivery import Sender
 from llm_telemetry.exporters.gateway.enrich import OtlpEnricher
 from llm_telemetry.exporters.gateway.options import GatewayConfig
 from llm_telemetry.exporters.gateway.otlp import SPECS, Signal, count_items, split
-from llm_telemetry.exporters.gateway.queue import DeliveryQueue
+from llm_telemetry.exporters.gateway.outbox import DeliveryQueue
 from llm_telemetry.exporters.gateway.self_telemetry import QueueMetricExporter, QueueSpanExporter
 from llm_telemetry.exporters.gateway.spill import SpillStore
 from llm_telemetry.exporters.gateway.stats import (
