@@ -221,3 +221,14 @@ def _send_log(gateway: object, record_attributes: dict[str, str]) -> None:
     provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"http://{address}", insecure=True)))
     provider.get_logger("app").emit(LogRecord(body="order placed", attributes=record_attributes))
     provider.shutdown()
+
+
+def test_pass_through_mode_forwards_unenriched_but_still_without_content() -> None:
+    with OtlpGrpcReceiver() as upstream, running_gateway(upstream.endpoint, enrich=False) as gateway:
+        sender = sdk_sender(gateway)
+        emit(sender.tracer, "chat gpt-4o", {**GENAI, a.OUTPUT_MESSAGES: OUTPUT_WITH_EMAIL})
+        sender.close()
+        [span] = upstream.wait_for_spans(1)
+        assert span.attributes == GENAI
+        assert gateway.chain is None and gateway.health()[1]["enrichment"] == "off (pass-through)"
+        assert gateway.health()[1]["counts"]["dropped"] == {"content_stripped": 1}

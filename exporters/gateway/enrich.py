@@ -25,7 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llm_telemetry import attributes as a
 from llm_telemetry.config import Settings, env_var
-from llm_telemetry.exporters.gateway.otlp import decode_attributes, remove_keys, set_attributes
+from llm_telemetry.exporters.gateway import wire
+from llm_telemetry.exporters.gateway.otlp import decode_attributes, remove_keys
 from llm_telemetry.processors._span_copy import content_keys
 from llm_telemetry.processors.chain import EnricherChain
 from llm_telemetry.processors.metrics import DROP_CONTENT_STRIPPED, DROP_PIPELINE_ERROR
@@ -81,9 +82,11 @@ class OtlpEnricher:
         return changed
 
     def _span(self, span: Any, scope: str) -> bool:
+        if self.chain is None:
+            return self._strip(span, scope)  # pass-through: the content rule needs the keys, not the values
         attrs = decode_attributes(span.attributes)
         changed = False
-        if self.chain is not None and not attrs.get(a.ENRICHED):
+        if not attrs.get(a.ENRICHED):
             call = GenAICall.from_attributes(attrs)
             if call is not None:
                 call.trace_id = int.from_bytes(span.trace_id, "big")
@@ -91,14 +94,16 @@ class OtlpEnricher:
                 call.start_time_ns = span.start_time_unix_nano or None
                 call.end_time_ns = span.end_time_unix_nano or None
                 enrichment = self.chain.measure(call, attrs)
-                if enrichment.attributes:
-                    set_attributes(span.attributes, enrichment.attributes)
-                    attrs.update(enrichment.attributes)
-                for event in enrichment.events:
-                    added = span.events.add()
-                    added.name = event.name
-                    added.time_unix_nano = event.timestamp if event.timestamp is not None else span.end_time_unix_nano
-                    set_attributes(added.attributes, event.attributes, {})
+                added = enrichment.attributes
+                replaced = [key for key in added if key in attrs]
+                if replaced:
+                    remove_keys(span.attributes, replaced)
+                blob = wire.attributes(added)
+                if enrichment.events:
+                    end = span.end_time_unix_nano
+                    blob += wire.events((e.name, e.attributes, end if e.timestamp is None else e.timestamp) for e in enrichment.events)
+                span.MergeFromString(blob)  # protobuf merge appends repeated fields: the attributes and events are added
+                attrs.update(added)
                 with self._lock:
                     self.spans_enriched += 1
                 changed = True
@@ -127,6 +132,10 @@ class OtlpEnricher:
             first = self.pipeline_errors == 1
         logger.log(logging.WARNING if first else logging.DEBUG, "llm-telemetry gateway: enrichment failed on span %r; "
                    "forwarded unenriched (counted in %s{reason=%s})", span.name, a.METRIC_DROPPED, DROP_PIPELINE_ERROR, exc_info=True)
+        return self._strip(span, scope)
+
+    def _strip(self, span: Any, scope: str) -> bool:
+        """Apply the content rule to a span from its attribute keys alone."""
         changed = False
         if self._strip_span:
             keys = content_keys(dict.fromkeys(kv.key for kv in span.attributes))

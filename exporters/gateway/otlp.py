@@ -10,7 +10,7 @@ The gateway never turns OTLP into SDK objects: it reads and edits the decoded pr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,22 +107,6 @@ def encode_value(target: AnyValue, value: Any) -> None:
         target.bytes_value = value
     else:
         target.string_value = str(value)
-
-
-def set_attributes(pairs: Any, values: Mapping[str, Any], positions: Mapping[str, int] | None = None) -> None:
-    """Set ``values`` on a ``repeated KeyValue``, replacing keys already present (``positions``: key → index)."""
-    if positions is None:
-        positions = {kv.key: index for index, kv in enumerate(pairs)}
-    for key, value in values.items():
-        index = positions.get(key)
-        if index is not None:
-            slot = pairs[index].value
-            slot.Clear()
-            encode_value(slot, value)
-        else:
-            kv = pairs.add()
-            kv.key = key
-            encode_value(kv.value, value)
 
 
 def remove_keys(pairs: Any, keys: Iterable[str]) -> int:
