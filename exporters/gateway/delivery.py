@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 INITIAL_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
 _LOG_EVERY_S = 30.0
+SHUTDOWN_RETRY_S = 0.25
+"""After SIGTERM, a failed batch is retried this often until the shutdown deadline."""
 
 
 class Backoff:
@@ -61,7 +63,6 @@ class Sender:
         self._timeout = timeout_s
         self._backoff = backoff or Backoff()
         self._stopping = threading.Event()
-        self._wake = threading.Event()
         self._deadline: float | None = None
         self._thread = threading.Thread(target=self._run, name="llm-telemetry-gateway-sender", daemon=True)
         self.consecutive_failures = 0
@@ -77,8 +78,7 @@ class Sender:
     def stop(self, deadline: float) -> None:
         """Keep delivering until the queue is empty or ``deadline`` (``time.monotonic``) passes, then stop."""
         self._deadline = deadline
-        self._stopping.set()
-        self._wake.set()
+        self._stopping.set()  # also ends a backoff wait
         if self._thread.ident is None:
             return  # never started
         self._thread.join(max(0.0, deadline - time.monotonic()) + self._timeout + 1.0)
@@ -134,14 +134,12 @@ class Sender:
             self._queue.retry(batch)
             self._failed(outcome, items)
             delay = self._backoff.delay(outcome.retry_after_s)
-            remaining = self._remaining()
-            if remaining is not None:
-                delay = min(delay, max(0.0, remaining))
             self.retry_at = time.time() + delay
-            self._wake.clear()
-            self._wake.wait(delay)
-            if self._stopping.is_set():
-                self._wake.set()  # during shutdown, retry at once and then every backoff (capped by the deadline)
+            if not self._stopping.wait(delay):
+                return
+            # Shutting down: retry soon (the upstream may just be back), but never in a tight loop.
+            remaining = self._remaining()
+            time.sleep(min(SHUTDOWN_RETRY_S, max(0.0, remaining if remaining is not None else SHUTDOWN_RETRY_S)))
         else:
             self._queue.done(batch)
             self._stats.add_dropped(DROP_UPSTREAM_REJECTED, items)
