@@ -124,10 +124,13 @@ def raw_trace_request(spans: list[dict[str, Any]], service: str = "other-languag
 
 
 def grpc_export(address: str, signal: str, payload: bytes, metadata: tuple[tuple[str, str], ...] = (),
-                credentials: grpc.ChannelCredentials | None = None) -> tuple[grpc.StatusCode, str, dict[str, bytes]]:
-    """One raw ``Export`` call: (status code, details, trailing metadata); OK when it succeeded."""
+                credentials: grpc.ChannelCredentials | None = None, gzip: bool = False) -> tuple[grpc.StatusCode, str, dict[str, bytes]]:
+    """One raw ``Export`` call: (status code, details, trailing metadata); OK when it succeeded.
+
+    ``gzip``: compress the message, as the OpenTelemetry Collector's ``otlp`` exporter does by default.
+    """
     if credentials is None:
-        channel = grpc.insecure_channel(address)
+        channel = grpc.insecure_channel(address, compression=grpc.Compression.Gzip if gzip else None)
     else:
         channel = grpc.secure_channel(address, credentials, options=[("grpc.ssl_target_name_override", "localhost")])
     with channel:

@@ -99,9 +99,10 @@ def test_budget_windows_follow_the_calls_time_not_the_arrival_time() -> None:
 
 
 def test_legacy_attribute_names_from_another_language_are_priced() -> None:
+    """A hand-built request (another language's SDK), gzip-compressed as the Collector's otlp exporter sends it."""
     request = raw_trace_request([LEGACY, {"db.system": "postgresql"}])
     with OtlpGrpcReceiver() as upstream, running_gateway(upstream.endpoint) as gateway:
-        code, details, _ = grpc_export(gateway.addresses()["grpc"], "traces", request.SerializeToString())
+        code, details, _ = grpc_export(gateway.addresses()["grpc"], "traces", request.SerializeToString(), gzip=True)
         assert code.name == "OK", details
         spans = {span.name: span for span in upstream.wait_for_spans(2)}
         legacy = spans["span 0"].attributes
