@@ -93,6 +93,7 @@ class Gateway:
         self._stopping = False
         self._stopped = threading.Event()
         self._last_full_at = 0.0
+        self._last_full_logged = -60.0
         self._token = f"bearer {config.auth_token}".encode() if config.auth_token else None
 
         resource = Resource.create({} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: GATEWAY_SERVICE_NAME})
@@ -235,7 +236,14 @@ class Gateway:
         size = request.ByteSize() if json else len(body)
         reservation = self.queue.reserve(size + size // 2 + 4096)
         if reservation is None:
-            self._last_full_at = time.monotonic()
+            now = time.monotonic()
+            if now - self._last_full_logged >= 30.0:  # at most every 30 s while it lasts
+                sizes = self.queue.sizes()
+                logger.warning("llm-telemetry gateway: the queue is full (%d bytes in memory, %d on disk; upstream %s: %s); "
+                               "refusing requests with a retry hint, counted in %s{reason=%s}", sizes["memory"], sizes["disk"],
+                               self.upstream.description, self.sender.last_error or "slow", "llm_telemetry.dropped", DROP_QUEUE_FULL)
+                self._last_full_logged = now
+            self._last_full_at = now
             self.stats.add_dropped(DROP_QUEUE_FULL, items)
             return self._refuse(Verdict.QUEUE_FULL, "the gateway's queue is full (the upstream is slow or down); retry later",
                                 RETRY_AFTER_S)
