@@ -71,6 +71,11 @@ METRIC_SHAPES: dict[str, tuple[str, str]] = {
     "METRIC_OUTPUT_STAT_VALUE": ("gauge", "1"),
     "METRIC_VALIDATION_CHECKS": ("counter", "{check}"),
     "METRIC_VALIDATION_ERRORS": ("counter", "{error}"),
+    "METRIC_GATEWAY_RECEIVED": ("counter", "{item}"),
+    "METRIC_GATEWAY_ENRICHED": ("counter", "{span}"),
+    "METRIC_GATEWAY_EXPORTED": ("counter", "{item}"),
+    "METRIC_GATEWAY_REFUSED": ("counter", "{request}"),
+    "METRIC_GATEWAY_QUEUE_SIZE": ("gauge", "By"),
 }
 UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
 PROMETHEUS_LABELS = {"le", "job", "instance"}  # added by histograms / the exporter / the scrape

@@ -268,6 +268,10 @@ OwnAttribute = Literal[
     "llm_telemetry.feedback.matched",
     "llm_telemetry.session.outcome",
     "llm_telemetry.session.end_reason",
+    # gateway (llm-telemetry collector) self-metrics
+    "llm_telemetry.gateway.signal",
+    "llm_telemetry.gateway.reason",
+    "llm_telemetry.gateway.queue.location",
 ]
 
 FEATURE: Final = "llm_telemetry.feature"
@@ -331,6 +335,13 @@ SAFETY_DEFERRED_CHARS: Final = "llm_telemetry.safety.deferred_chars"
 span covers the rest; a late finding goes to the flags metric and the review queue)."""
 """Why a screen or judge could not give a clean answer (e.g. ``re2_set_out_of_memory``); never silent."""
 DROPPED_REASON: Final = "llm_telemetry.dropped.reason"
+GATEWAY_SIGNAL: Final = "llm_telemetry.gateway.signal"
+"""``traces``, ``metrics`` or ``logs``: which OTLP signal a gateway count is about."""
+GATEWAY_REASON: Final = "llm_telemetry.gateway.reason"
+"""Why the gateway refused a request: ``malformed``, ``oversized``, ``unsupported_media_type``, ``unauthenticated``,
+``queue_full``, ``shutting_down``."""
+GATEWAY_QUEUE_LOCATION: Final = "llm_telemetry.gateway.queue.location"
+"""``memory`` or ``disk`` (the spill directory)."""
 
 EVAL_DATASET: Final = "llm_telemetry.eval.dataset"
 EVAL_CASE_ID: Final = "llm_telemetry.eval.case.id"
@@ -507,6 +518,18 @@ METRIC_VALIDATION_CHECKS: Final = "llm_telemetry.validation.checks"
 per feature and validator is its ``pass`` share."""
 METRIC_VALIDATION_ERRORS: Final = "llm_telemetry.validation.errors"
 """Calls on which a validator raised (counter, unit ``{error}``) by EVALUATION_NAME."""
+
+# The gateway's (`llm-telemetry collector`) own metrics; what it drops goes to METRIC_DROPPED (reasons gateway_*).
+METRIC_GATEWAY_RECEIVED: Final = "llm_telemetry.gateway.received"
+"""Spans, metric data points and log records accepted, by ``llm_telemetry.gateway.signal``."""
+METRIC_GATEWAY_ENRICHED: Final = "llm_telemetry.gateway.enriched"
+"""GenAI spans the gateway ran through the enricher chain (spans already enriched in-process are not counted)."""
+METRIC_GATEWAY_EXPORTED: Final = "llm_telemetry.gateway.exported"
+"""Items the upstream accepted, by signal."""
+METRIC_GATEWAY_REFUSED: Final = "llm_telemetry.gateway.refused"
+"""Requests answered with an error status, by ``llm_telemetry.gateway.reason``."""
+METRIC_GATEWAY_QUEUE_SIZE: Final = "llm_telemetry.gateway.queue.size"
+"""Bytes waiting for the upstream, by ``llm_telemetry.gateway.queue.location``."""
 
 # Semconv histogram bucket boundaries.
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)

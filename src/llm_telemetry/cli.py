@@ -18,6 +18,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "llm_telemetry.exporters.store.report_cli",
     "llm_telemetry.processors.quality.eval_cli",
     "llm_telemetry.fake_provider.cli",
+    "llm_telemetry.exporters.gateway.cli",
 )
 
 
