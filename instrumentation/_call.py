@@ -12,6 +12,7 @@ wrapper entry), not from when response headers arrive — OpenLIT's mistake, whi
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
@@ -32,6 +33,40 @@ from ._telemetry import Telemetry
 from ._timing import estimate_tokens, gap_stats
 
 logger = logging.getLogger(__name__)
+
+STATUS_RULE = """When a GenAI call's span is ERROR and when it is UNSET: one rule, both SDKs, sync and async.
+
+ERROR, with ``error.type``, when the provider or the connection failed the call:
+
+* the SDK call raised (an HTTP error status, a connection error, a timeout of the SDK's own);
+* reading the stream raised (a cut or broken connection, an error event): ``end_reason`` ``error``;
+* the stream ended cleanly but before its end event (``IncompleteStreamError``): ``end_reason`` ``error``;
+* the provider answered and reported a failure (a Responses ``status: failed``, streamed or not).
+
+UNSET otherwise (never OK: that is the application's to set), with the end reason saying what happened
+(``llm_telemetry.stream.end_reason`` on streams, ``llm_telemetry.call.end_reason`` on a non-streamed
+call that did not complete):
+
+* ``completed``: the call or the stream finished normally;
+* ``closed_early``: the application closed the stream, or left its ``with`` block, before the end;
+* ``app_exception``: an exception from the application's own code left a ``with stream:`` block;
+* ``cancelled``: the task was cancelled or interrupted (``asyncio.CancelledError``, ``KeyboardInterrupt``,
+  ``SystemExit``, ``GeneratorExit``), while the request was sent or while the stream was read, sync or
+  async alike. Cancelling is the application's decision (a timeout of its own, a user who left), not a
+  provider failure; the span keeps what was received up to then;
+* ``abandoned``: the stream was garbage-collected before it was read to the end;
+* ``process_exit``: the process exited while the stream was still open (ended by our exit hook).
+
+``error.type`` is set exactly when the status is ERROR, on the span and on the duration metric.
+"""
+
+CANCELLATIONS: tuple[type[BaseException], ...] = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
+"""What ends a call as ``cancelled`` (UNSET) rather than as an error: see `STATUS_RULE`."""
+
+
+def is_cancellation(error: BaseException | None) -> bool:
+    return isinstance(error, CANCELLATIONS)
+
 
 _ATTRIBUTION_FIELDS = {a.USER_ID: "user_id", a.SESSION_ID: "session_id", a.CONVERSATION_ID: "conversation_id", a.FEATURE: "feature"}
 
@@ -81,7 +116,12 @@ class CallSpan:
         chunk_times: Sequence[float] | None = None,
         end_reason: str | None = None,
     ) -> None:
-        """Finish the call. ``chunk_times``: perf_counter readings of each content chunk (streams only)."""
+        """Finish the call. ``chunk_times``: perf_counter readings of each content chunk (streams only).
+
+        ``error``: what ended the call, if it raised; a cancellation is not an error (`STATUS_RULE`).
+        """
+        if error is not None and is_cancellation(error):
+            error, end_reason = None, "cancelled"
         if self._ended or not self._end_lock.acquire(blocking=False):
             return
         try:
@@ -112,6 +152,8 @@ class CallSpan:
         _response_attributes(record, attrs)
         if record.error_type:
             attrs[a.ERROR_TYPE] = record.error_type
+        elif end_reason and not record.streaming:
+            attrs[a.CALL_END_REASON] = end_reason
         capture = telemetry.capture
         if capture.enabled:
             content = content_attributes(record, telemetry.max_content_chars)
@@ -120,7 +162,7 @@ class CallSpan:
             if capture.on_event and content:
                 span.add_event(a.EVENT_INFERENCE_DETAILS, content)
         span.set_attributes(attrs)
-        if error is not None:
+        if record.error_type:  # STATUS_RULE: ERROR exactly when error.type is set
             span.set_status(Status(StatusCode.ERROR, record.error_type))
         self._record_metrics(record, chunk_times)
         ctx = span.get_span_context()

@@ -134,6 +134,7 @@ OwnAttribute = Literal[
     "llm_telemetry.stream.stall_count",
     "llm_telemetry.stream.output_tokens_per_second",
     "llm_telemetry.stream.end_reason",
+    "llm_telemetry.call.end_reason",
     "llm_telemetry.usage.output_tokens_estimated",
     "llm_telemetry.content.truncated",
     # cost
@@ -176,7 +177,10 @@ STREAM_TBT_MAX: Final = "llm_telemetry.stream.tbt.max"
 STREAM_STALL_COUNT: Final = "llm_telemetry.stream.stall_count"
 STREAM_OUTPUT_TOKENS_PER_SECOND: Final = "llm_telemetry.stream.output_tokens_per_second"
 STREAM_END_REASON: Final = "llm_telemetry.stream.end_reason"
-"""How the stream ended: ``completed``, ``closed_early``, ``abandoned`` (garbage collected), ``error``."""
+"""How the stream ended: ``completed``, ``error``, ``closed_early``, ``app_exception``, ``cancelled``, ``abandoned``
+(garbage collected), ``process_exit``; see ``llm_telemetry.instrumentation._call.STATUS_RULE``."""
+CALL_END_REASON: Final = "llm_telemetry.call.end_reason"
+"""A non-streamed call that did not complete and did not fail: ``cancelled`` (``STATUS_RULE``)."""
 USAGE_OUTPUT_TOKENS_ESTIMATED: Final = "llm_telemetry.usage.output_tokens_estimated"
 CONTENT_TRUNCATED: Final = "llm_telemetry.content.truncated"
 
