@@ -10,13 +10,15 @@ observer reads a streamed response. The wrapper does the rest the same way for e
 * the span is current while the SDK sends the request, so HTTP-client spans nest under it
   (OpenLLMetry #1543);
 * the async wrapper is a coroutine function awaiting the SDK coroutine — nothing blocks the loop
-  (OpenLLMetry #4052).
+  (OpenLLMetry #4052);
+* the application's arguments are never consumed or mutated: an argument we read that can be read only
+  once (a generator of messages) is turned into a list once, and that list is what the SDK receives.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
@@ -37,6 +39,8 @@ class Operation(Protocol):
 
     stream_types: tuple[type, ...]
     async_stream_types: tuple[type, ...]
+    one_shot_args: tuple[str, ...]
+    """Keyword arguments ``start`` reads that the SDK types as ``Iterable`` (see `materialise`)."""
 
 
 def given(value: Any) -> bool:
@@ -44,9 +48,26 @@ def given(value: Any) -> bool:
     return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
 
 
+def materialise(kwargs: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Replace each one-shot iterator among ``kwargs[names]`` by a list of its items, in ``kwargs``.
+
+    ``kwargs`` is the wrapper's own dict, the one passed on to the SDK: we and the SDK then read the same
+    list, and the application's generator is read exactly once, as without us. Lists, tuples and other
+    re-iterable values are left as they are (the SDK gets the application's own object). An exception
+    raised by the application's generator propagates unchanged, before anything is sent — where the
+    SDK would have raised it.
+    """
+    for name in names:
+        value = kwargs.get(name)
+        if isinstance(value, Iterator):
+            kwargs[name] = list(value)
+
+
 def start_call(operation: Operation, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan | None:
+    """Start the call's span, or ``None`` when instrumentation is suppressed or starting failed."""
     if not is_instrumentation_enabled():
         return None
+    materialise(kwargs, getattr(operation, "one_shot_args", ()))  # the app's own exceptions propagate
     try:
         return operation.start(telemetry, instance, kwargs)
     except Exception:

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 import wrapt
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .._call import CallSpan
 from .._stream import TracedAsyncStream, TracedStream, end_by_app
 from .._telemetry import Telemetry
-from .._wrap import Operation, start_call
+from .._wrap import Operation, materialise, start_call
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ def stream_helper_wrapper(operation: Operation, telemetry: Telemetry, manager_pr
     """A wrapt wrapper for ``Messages.stream`` / ``AsyncMessages.stream`` (both plain methods returning a manager)."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if is_instrumentation_enabled():  # the helper builds its request body now: give it the same list we read
+            materialise(kwargs, operation.one_shot_args)
         manager = wrapped(*args, **kwargs)
         try:
             return manager_proxy(manager, operation, telemetry, instance, {**kwargs, "stream": True})

@@ -1,8 +1,8 @@
 """``messages.create`` / ``messages.parse`` / ``messages.stream``: request attributes and response reading.
 
 Request values are read from the method's keyword arguments merged with ``extra_body`` (in SDK 2.x
-``temperature``, ``top_p`` and ``top_k`` are only reachable through it). Iterables that are not lists
-(a generator of messages) are never iterated here: the SDK can only read them once.
+``temperature``, ``top_p`` and ``top_k`` are only reachable through it). A generator of messages or of
+system blocks is turned into a list by the wrapper first (`_wrap.materialise`): the SDK can read it once.
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ def request_attributes(params: Mapping[str, Any], stream: bool) -> dict[str, Att
 
 class MessagesOperation:
     """The `llm_telemetry.instrumentation._wrap.Operation` for Anthropic Messages calls."""
+
+    one_shot_args = ("messages", "system")
 
     def __init__(self, stream_types: tuple[type, ...], async_stream_types: tuple[type, ...]) -> None:
         self.stream_types = stream_types

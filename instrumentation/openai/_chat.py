@@ -19,6 +19,7 @@ from ._common import common_request_attributes, given, new_record, read_chat_usa
 class ChatOperation:
     stream_types: tuple[type, ...] = (openai.Stream,)
     async_stream_types: tuple[type, ...] = (openai.AsyncStream,)
+    one_shot_args = ("messages",)
 
     def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan:
         stream = kwargs.get("stream") is True

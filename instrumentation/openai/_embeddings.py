@@ -15,6 +15,7 @@ from ._common import given, new_record
 class EmbeddingsOperation:
     stream_types: tuple[type, ...] = ()
     async_stream_types: tuple[type, ...] = ()
+    one_shot_args = ()  # ``input`` is read only when it is a str or a list of str: a generator is left to the SDK
 
     def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan:
         record = new_record("embeddings", instance, kwargs.get("model"), False)

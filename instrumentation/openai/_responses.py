@@ -36,6 +36,7 @@ def _finish_reason(response: Any) -> str | None:
 class ResponsesOperation:
     stream_types: tuple[type, ...] = (openai.Stream,)
     async_stream_types: tuple[type, ...] = (openai.AsyncStream,)
+    one_shot_args = ("input",)
 
     def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan:
         stream = kwargs.get("stream") is True
