@@ -308,3 +308,5 @@ def _response_attributes(record: GenAICall, attrs: dict[str, AttributeValue]) ->
     reasoning = record.extra.get("reasoning_tokens")
     if reasoning:
         attrs[a.USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+    if record.usage_invalid:
+        attrs[a.USAGE_INVALID] = list(record.usage_invalid)

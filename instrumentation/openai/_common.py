@@ -8,7 +8,7 @@ from opentelemetry.util.types import AttributeValue
 
 from llm_telemetry import attributes as a
 from llm_telemetry.instrumentation._wrap import given
-from llm_telemetry.record import GenAICall
+from llm_telemetry.record import GenAICall, checked_tokens
 
 PROVIDER = "openai"
 
@@ -52,32 +52,31 @@ def stop_sequences(value: Any) -> list[str] | None:
 
 def read_chat_usage(record: GenAICall, usage: Any) -> None:
     """Chat Completions usage: ``prompt_tokens`` already includes cached tokens (OpenAI semantics)."""
-    if usage is None:
-        return
-    record.input_tokens = getattr(usage, "prompt_tokens", None)
-    record.output_tokens = getattr(usage, "completion_tokens", None)
-    details = getattr(usage, "prompt_tokens_details", None)
-    if details is not None:
-        record.cache_read_tokens = getattr(details, "cached_tokens", None) or None
-        record.cache_write_tokens = getattr(details, "cache_write_tokens", None) or None
-    completion_details = getattr(usage, "completion_tokens_details", None)
-    if completion_details is not None and getattr(completion_details, "reasoning_tokens", None):
-        record.extra["reasoning_tokens"] = completion_details.reasoning_tokens
+    _read_usage(record, usage, "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
 
 
 def read_responses_usage(record: GenAICall, usage: Any) -> None:
     """Responses / Embeddings usage: ``input_tokens`` includes cached tokens (OpenAI semantics)."""
+    _read_usage(record, usage, "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
+def _read_usage(record: GenAICall, usage: Any, input_key: str, output_key: str, input_details: str, output_details: str) -> None:
+    """Every number passes `checked_tokens`: a negative, fractional or absurd count is rejected and flagged."""
     if usage is None:
         return
-    record.input_tokens = getattr(usage, "input_tokens", None)
-    record.output_tokens = getattr(usage, "output_tokens", None)
-    details = getattr(usage, "input_tokens_details", None)
+    record.input_tokens = checked_tokens(record, a.USAGE_INPUT_TOKENS, getattr(usage, input_key, None))
+    record.output_tokens = checked_tokens(record, a.USAGE_OUTPUT_TOKENS, getattr(usage, output_key, None))
+    details = getattr(usage, input_details, None)
     if details is not None:
-        record.cache_read_tokens = getattr(details, "cached_tokens", None) or None
-        record.cache_write_tokens = getattr(details, "cache_write_tokens", None) or None
-    output_details = getattr(usage, "output_tokens_details", None)
-    if output_details is not None and getattr(output_details, "reasoning_tokens", None):
-        record.extra["reasoning_tokens"] = output_details.reasoning_tokens
+        record.cache_read_tokens = checked_tokens(record, a.USAGE_CACHE_READ_INPUT_TOKENS, getattr(details, "cached_tokens", None)) or None
+        record.cache_write_tokens = (
+            checked_tokens(record, a.USAGE_CACHE_CREATION_INPUT_TOKENS, getattr(details, "cache_write_tokens", None)) or None
+        )
+    out_details = getattr(usage, output_details, None)
+    if out_details is not None:
+        reasoning = checked_tokens(record, a.USAGE_REASONING_OUTPUT_TOKENS, getattr(out_details, "reasoning_tokens", None))
+        if reasoning:
+            record.extra["reasoning_tokens"] = reasoning
 
 
 def common_request_attributes(kwargs: dict[str, Any], stream: bool) -> dict[str, AttributeValue]:

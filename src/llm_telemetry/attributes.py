@@ -136,6 +136,8 @@ OwnAttribute = Literal[
     "llm_telemetry.stream.end_reason",
     "llm_telemetry.call.end_reason",
     "llm_telemetry.usage.output_tokens_estimated",
+    "llm_telemetry.usage.input_tokens_estimated",
+    "llm_telemetry.usage.invalid",
     "llm_telemetry.content.truncated",
     # cost
     "llm_telemetry.cost.total_usd",
@@ -182,6 +184,13 @@ STREAM_END_REASON: Final = "llm_telemetry.stream.end_reason"
 CALL_END_REASON: Final = "llm_telemetry.call.end_reason"
 """A non-streamed call that did not complete and did not fail: ``cancelled`` (``STATUS_RULE``)."""
 USAGE_OUTPUT_TOKENS_ESTIMATED: Final = "llm_telemetry.usage.output_tokens_estimated"
+"""``gen_ai.usage.output_tokens`` is our estimate (a stream without usage); not recorded in the semconv histogram."""
+USAGE_INPUT_TOKENS_ESTIMATED: Final = "llm_telemetry.usage.input_tokens_estimated"
+"""``gen_ai.usage.input_tokens`` is our estimate from the request (a stream without usage: ~4 characters per
+token over the message text, plus a few per message); not recorded in the semconv histogram."""
+USAGE_INVALID: Final = "llm_telemetry.usage.invalid"
+"""Names of the usage attributes (``gen_ai.usage.input_tokens`` …) whose reported value was rejected as
+negative, non-integral, boolean or absurd (> ``llm_telemetry.record.MAX_TOKEN_COUNT``); they are left unset."""
 CONTENT_TRUNCATED: Final = "llm_telemetry.content.truncated"
 
 COST_TOTAL_USD: Final = "llm_telemetry.cost.total_usd"
