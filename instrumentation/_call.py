@@ -30,7 +30,7 @@ from llm_telemetry.side_channel import side_channel
 
 from ._content import content_attributes
 from ._telemetry import Telemetry
-from ._timing import estimate_tokens, gap_stats
+from ._timing import estimate_input_tokens, estimate_tokens, gap_stats
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ class CallSpan:
         if error is not None:
             record.error_type = error_type(error)
         if record.streaming:
+            if chunk_times is not None and record.input_tokens is None:  # the stream was opened: the prompt was sent
+                self._estimate_input(record, attrs)
             self._stream_timing(record, attrs, chunk_times or (), end_reason)
         _response_attributes(record, attrs)
         if record.error_type:
@@ -169,6 +171,15 @@ class CallSpan:
         if span.is_recording():
             side_channel.publish((ctx.trace_id, ctx.span_id), record)
         span.end(end_time=self.start_ns + int(record.duration_s * 1e9))
+
+    @staticmethod
+    def _estimate_input(record: GenAICall, attrs: dict[str, AttributeValue]) -> None:
+        """A stream without usage (OpenAI's default): estimate the prompt, flag it, never leave a silent 0."""
+        estimate = estimate_input_tokens(record.system_instructions, record.input_messages)
+        if estimate is not None:
+            record.input_tokens = estimate
+            record.input_tokens_estimated = True
+            attrs[a.USAGE_INPUT_TOKENS_ESTIMATED] = True
 
     def _stream_timing(
         self, record: GenAICall, attrs: dict[str, AttributeValue], times: Sequence[float], end_reason: str | None
@@ -242,7 +253,7 @@ class CallSpan:
             telemetry.duration.record(record.duration_s or 0.0, {**attrs, a.ERROR_TYPE: record.error_type})
         else:
             telemetry.duration.record(record.duration_s or 0.0, attrs)
-        if record.input_tokens is not None:
+        if record.input_tokens is not None and not record.input_tokens_estimated:
             telemetry.token_usage.record(record.input_tokens, {**attrs, a.TOKEN_TYPE: "input"})
         if record.output_tokens is not None and not record.output_tokens_estimated:
             telemetry.token_usage.record(record.output_tokens, {**attrs, a.TOKEN_TYPE: "output"})

@@ -23,6 +23,9 @@ class ChatOperation:
 
     def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan:
         stream = kwargs.get("stream") is True
+        if stream and telemetry.openai_stream_include_usage and not given(kwargs.get("stream_options")):
+            # Opt-in: ``kwargs`` is the wrapper's dict passed on to the SDK; the app's own options are never touched.
+            kwargs["stream_options"] = {"include_usage": True}
         record = new_record("chat", instance, kwargs.get("model"), stream)
         attrs = common_request_attributes(kwargs, stream)
         max_tokens = kwargs.get("max_completion_tokens")

@@ -256,6 +256,9 @@ METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 METRIC_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+"""One point per gap between consecutive content chunks (the conventions' meaning), recorded when the stream
+ends. With ``LLM_TELEMETRY_STREAM_PER_CHUNK_METRIC=false`` it is one point per stream holding the stream's mean
+gap instead: cheaper for very long streams, but a deviation (counts are streams, percentiles are of means)."""
 
 # Our metrics.
 METRIC_COST: Final = "llm_telemetry.cost"
