@@ -71,8 +71,23 @@ def is_cancellation(error: BaseException | None) -> bool:
 _ATTRIBUTION_FIELDS = {a.USER_ID: "user_id", a.SESSION_ID: "session_id", a.CONVERSATION_ID: "conversation_id", a.FEATURE: "feature"}
 
 
+class ProviderReportedError(Exception):
+    """The provider answered, and its answer says the call failed (e.g. a Responses ``status: failed``).
+
+    ``error_type`` is the provider's own error code (``server_error`` …), the low-cardinality value the
+    conventions ask ``error.type`` to carry.
+    """
+
+    def __init__(self, error_type: str, message: str = "") -> None:
+        super().__init__(message or error_type)
+        self.error_type = error_type
+
+
 def error_type(error: BaseException) -> str:
-    """``error.type``: the exception's class name (fully qualified outside builtins)."""
+    """``error.type``: the provider's code for a `ProviderReportedError`, else the exception's class name
+    (fully qualified outside builtins)."""
+    if isinstance(error, ProviderReportedError):
+        return error.error_type
     cls = type(error)
     module = cls.__module__
     if module == "builtins":

@@ -30,7 +30,8 @@ class CannedReply:
     body: Any = None
     """JSON body (when ``events`` is None)."""
     events: list[Any] | None = None
-    """SSE events: a dict (JSON data), a str (raw data, e.g. ``[DONE]``) or ``(event_name, dict)``."""
+    """SSE events: a dict (JSON data), a str (raw data, e.g. ``[DONE]``) or ``(event_name, dict)``; a float
+    in the list is a pause of that many seconds."""
     gap_s: float = 0.0
     """Pause before each SSE event after the first."""
     headers: dict[str, str] = field(default_factory=dict)
@@ -125,6 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             for index, event in enumerate(reply.events):
+                if isinstance(event, float):
+                    time.sleep(event)
+                    continue
                 if index and reply.gap_s:
                     time.sleep(reply.gap_s)
                 data = _sse(event)

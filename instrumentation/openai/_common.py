@@ -11,6 +11,10 @@ from llm_telemetry.instrumentation._wrap import given
 from llm_telemetry.record import GenAICall, checked_tokens
 
 PROVIDER = "openai"
+AZURE_PROVIDER = "azure.ai.openai"
+"""``gen_ai.provider.name`` of ``openai.AzureOpenAI`` / ``AsyncAzureOpenAI`` clients (semconv's well-known value)."""
+_AZURE_CLASSES = frozenset({"BaseAzureClient", "AzureOpenAI", "AsyncAzureOpenAI"})
+_provider_of_type: dict[type, str] = {}
 
 
 
@@ -25,11 +29,24 @@ def server_of(instance: Any) -> tuple[str | None, int | None]:
         return None, None
 
 
+def provider_of(instance: Any) -> str:
+    """``azure.ai.openai`` for an Azure client behind the resource object, else ``openai``; never raises."""
+    try:
+        cls = type(instance._client)
+    except Exception:
+        return PROVIDER
+    provider = _provider_of_type.get(cls)
+    if provider is None:
+        provider = AZURE_PROVIDER if any(c.__name__ in _AZURE_CLASSES for c in cls.__mro__) else PROVIDER
+        _provider_of_type[cls] = provider
+    return provider
+
+
 def new_record(operation: str, instance: Any, model: Any, stream: bool) -> GenAICall:
     host, port = server_of(instance)
     return GenAICall(
         operation=operation,
-        provider=PROVIDER,
+        provider=provider_of(instance),
         request_model=model if isinstance(model, str) else None,
         streaming=stream,
         server_address=host,

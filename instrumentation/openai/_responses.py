@@ -7,7 +7,7 @@ from typing import Any
 import openai
 
 from llm_telemetry import attributes as a
-from llm_telemetry.instrumentation._call import CallSpan
+from llm_telemetry.instrumentation._call import CallSpan, ProviderReportedError
 from llm_telemetry.instrumentation._content import messages_from_chat, text_message
 from llm_telemetry.instrumentation._stream import IncompleteStreamError
 from llm_telemetry.instrumentation._telemetry import Telemetry
@@ -23,6 +23,16 @@ _CONTENT_EVENTS = frozenset(
     }
 )
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def failure(response: Any) -> ProviderReportedError | None:
+    """A Response whose ``status`` is ``failed``: the provider's error code becomes ``error.type``."""
+    if getattr(response, "status", None) != "failed":
+        return None
+    error = getattr(response, "error", None)
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None)
+    return ProviderReportedError(code if isinstance(code, str) and code else "response.failed", message if isinstance(message, str) else "")
 
 
 def _finish_reason(response: Any) -> str | None:
@@ -68,6 +78,9 @@ class ResponsesOperation:
         record.finish_reasons = (reason,) if reason else ()
         record.output_text = response.output_text
         read_responses_usage(record, response.usage)
+        failed = failure(response)
+        if failed is not None:  # a 200 answer that reports a failed call: ERROR (STATUS_RULE)
+            record.error_type = failed.error_type
 
     def observer(self, call: CallSpan) -> ResponsesEventObserver:
         return ResponsesEventObserver(call)
@@ -98,8 +111,10 @@ class ResponsesEventObserver:
 
     @property
     def incomplete_error(self) -> BaseException | None:
-        """A stream that ended without response.completed/incomplete/failed was cut short by the server."""
-        return None if self.final is not None else IncompleteStreamError("the Responses stream ended before its final event")
+        """Why a stream read to its end still failed: cut before its final event, or ``response.failed``."""
+        if self.final is None:
+            return IncompleteStreamError("the Responses stream ended before its final event")
+        return failure(self.final)
 
     def finish(self) -> None:
         record = self.call.record
@@ -111,3 +126,6 @@ class ResponsesEventObserver:
             reason = _finish_reason(final)
             record.finish_reasons = (reason,) if reason else ()
             read_responses_usage(record, final.usage)
+            failed = failure(final)
+            if failed is not None:  # also when the app closed the stream after the failed event
+                record.error_type = failed.error_type
