@@ -169,7 +169,7 @@ class CallSpan:
         _response_attributes(record, attrs)
         if record.error_type:
             attrs[a.ERROR_TYPE] = record.error_type
-        elif end_reason and not record.streaming:
+        elif end_reason and end_reason != "completed" and not record.streaming:
             attrs[a.CALL_END_REASON] = end_reason
         capture = telemetry.capture
         if capture.enabled:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
+from ._body import follow_body, raw_http_response
 from ._call import CallSpan
 from ._stream import ChunkObserver, TracedAsyncStream, TracedStream
 from ._telemetry import Telemetry
@@ -76,10 +77,15 @@ def start_call(operation: Operation, telemetry: Telemetry, instance: Any, kwargs
 
 
 def _finish(operation: Operation, call: CallSpan, result: Any, stream_types: tuple[type, ...], proxy: type) -> Any:
-    """The SDK returned: wrap a stream in ``proxy`` (the span ends with the stream), else read the response and end."""
+    """The SDK returned: wrap a stream in ``proxy`` (the span ends with the stream); follow the body of a raw
+    response (the span ends with the body, see `_body`); else read the response and end."""
     try:
         if isinstance(result, stream_types):
             return proxy(result, call, operation.observer(call))
+        http = raw_http_response(result)
+        if http is not None:
+            follow_body(operation, call, http, asynchronous=proxy is TracedAsyncStream)
+            return result
         operation.read_response(call, result)
     except Exception:
         logger.warning("llm-telemetry: could not read a GenAI response", exc_info=True)

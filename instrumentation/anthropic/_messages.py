@@ -128,17 +128,9 @@ class MessagesOperation:
         return call
 
     def read_response(self, call: CallSpan, response: Any) -> None:
-        if field(response, "type") == "message" or hasattr(response, "usage"):
+        """A Message: the SDK's model, or the decoded body of a raw response (`_body.JsonView`)."""
+        if field(response, "type") == "message":
             read_message(call.record, response)
-            return
-        # ``with_raw_response``: the body is already read for a non-streamed call; decode it, never read it.
-        http_response = getattr(response, "http_response", None)
-        if (
-            http_response is not None
-            and getattr(http_response, "is_closed", False)
-            and "json" in str(http_response.headers.get("content-type", ""))
-        ):
-            read_message(call.record, http_response.json())
 
     def observer(self, call: CallSpan) -> MessageEventObserver:
         return MessageEventObserver(call.record)

@@ -35,6 +35,20 @@ def failure(response: Any) -> ProviderReportedError | None:
     return ProviderReportedError(code if isinstance(code, str) and code else "response.failed", message if isinstance(message, str) else "")
 
 
+def _output_text(response: Any) -> str:
+    """The SDK model's ``output_text``; for a raw body (`_body.JsonView`), the same join of its output_text parts."""
+    text = getattr(response, "output_text", None)
+    if isinstance(text, str):
+        return text
+    return "".join(
+        part.text
+        for item in response.output or ()
+        if item.type == "message"
+        for part in item.content or ()
+        if part.type == "output_text" and isinstance(part.text, str)
+    )
+
+
 def _finish_reason(response: Any) -> str | None:
     status = getattr(response, "status", None)
     if status == "incomplete":
@@ -76,7 +90,7 @@ class ResponsesOperation:
         record.response_model = response.model
         reason = _finish_reason(response)
         record.finish_reasons = (reason,) if reason else ()
-        record.output_text = response.output_text
+        record.output_text = _output_text(response)
         read_responses_usage(record, response.usage)
         failed = failure(response)
         if failed is not None:  # a 200 answer that reports a failed call: ERROR (STATUS_RULE)
