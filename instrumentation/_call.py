@@ -124,6 +124,10 @@ class CallSpan:
     def ended(self) -> bool:
         return self._ended
 
+    def disown(self) -> None:
+        """This process must never end the span: it is a fork's copy of a call its parent owns and will end."""
+        self._ended = True
+
     def end(
         self,
         error: BaseException | None = None,

@@ -13,6 +13,9 @@
   with reason ``process_exit``. The hook is registered when the first stream starts, i.e. after the
   application's tracer provider registered its own shutdown, and atexit runs handlers in reverse order of
   registration: the spans are ended before the providers flush and shut down.
+
+A forked child inherits copies of its parent's open streams: they are disowned in the child (the
+parent ends and exports them), so neither the child's exit hook nor its collector duplicates them.
 """
 
 from __future__ import annotations
@@ -109,6 +112,19 @@ def end_open_streams() -> None:
             end_stream(call, observer, None, "process_exit")
         except Exception:
             logger.debug("llm-telemetry: could not end a stream at exit", exc_info=True)
+
+
+def _after_fork_in_child() -> None:
+    global _abandoned, _drainer
+    for call, _ in list(_open.values()):
+        call.disown()
+    _open.clear()
+    _abandoned = queue.SimpleQueue()
+    _drainer = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _start_drainer() -> None:

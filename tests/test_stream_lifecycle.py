@@ -148,6 +148,32 @@ def test_abandoned_streams_are_ended_off_the_collecting_thread(otel, client, fak
     assert ending_threads and threading.current_thread().name not in ending_threads
 
 
+def test_a_forked_child_never_ends_its_parents_streams(otel, client, fake_provider):
+    """The child has a copy of the parent's open streams: ending them there would export duplicate spans."""
+    import os
+
+    from llm_telemetry.instrumentation import _lifecycle
+
+    fake_provider.enqueue(Behaviour(chunks=CHUNKS))
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    next(iter(stream))
+    _parent_streams = list(_lifecycle._open.values())
+    pid = os.fork()
+    if pid == 0:  # the child: its exit hook and its collector must leave the parent's stream alone
+        status = 1
+        try:
+            _lifecycle.end_open_streams()
+            _lifecycle.abandon(*next(iter(_parent_streams)))  # as if the child's collector freed the copy
+            flush_abandoned(timeout=2)
+            status = 0 if otel.spans() == [] else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    stream.close()
+    assert only_span(otel).attributes[a.STREAM_END_REASON] == "closed_early"
+
+
 # --- 17: a stream still open at process exit -----------------------------------------------------------
 
 EXIT_APP = textwrap.dedent(
