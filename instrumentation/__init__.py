@@ -7,3 +7,7 @@ machinery — the life cycle of one call's span (`_call`), streamed-response tim
 `_timing`), content shaping (`_content`) and the metric instruments (`_telemetry`) — lives here so
 both SDKs measure and record the same way.
 """
+
+from ._lifecycle import flush_abandoned
+
+__all__ = ["flush_abandoned"]

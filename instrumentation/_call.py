@@ -12,6 +12,7 @@ wrapper entry), not from when response headers arrive — OpenLIT's mistake, whi
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
@@ -29,15 +30,64 @@ from llm_telemetry.side_channel import attach, side_channel
 
 from ._content import content_attributes
 from ._telemetry import Telemetry
-from ._timing import estimate_tokens, gap_stats
+from ._timing import estimate_input_tokens, estimate_tokens, gap_stats
 
 logger = logging.getLogger(__name__)
+
+STATUS_RULE = """When a GenAI call's span is ERROR and when it is UNSET: one rule, both SDKs, sync and async.
+
+ERROR, with ``error.type``, when the provider or the connection failed the call:
+
+* the SDK call raised (an HTTP error status, a connection error, a timeout of the SDK's own);
+* reading the stream raised (a cut or broken connection, an error event): ``end_reason`` ``error``;
+* the stream ended cleanly but before its end event (``IncompleteStreamError``): ``end_reason`` ``error``;
+* the provider answered and reported a failure (a Responses ``status: failed``, streamed or not).
+
+UNSET otherwise (never OK: that is the application's to set), with the end reason saying what happened
+(``llm_telemetry.stream.end_reason`` on streams, ``llm_telemetry.call.end_reason`` on a non-streamed
+call that did not complete):
+
+* ``completed``: the call or the stream finished normally;
+* ``closed_early``: the application closed the stream, or left its ``with`` block, before the end;
+* ``app_exception``: an exception from the application's own code left a ``with stream:`` block;
+* ``cancelled``: the task was cancelled or interrupted (``asyncio.CancelledError``, ``KeyboardInterrupt``,
+  ``SystemExit``, ``GeneratorExit``), while the request was sent or while the stream was read, sync or
+  async alike. Cancelling is the application's decision (a timeout of its own, a user who left), not a
+  provider failure; the span keeps what was received up to then;
+* ``abandoned``: the stream was garbage-collected before it was read to the end;
+* ``process_exit``: the process exited while the stream was still open (ended by our exit hook).
+
+``error.type`` is set exactly when the status is ERROR, on the span and on the duration metric.
+"""
+
+CANCELLATIONS: tuple[type[BaseException], ...] = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
+"""What ends a call as ``cancelled`` (UNSET) rather than as an error: see `STATUS_RULE`."""
+
+
+def is_cancellation(error: BaseException | None) -> bool:
+    return isinstance(error, CANCELLATIONS)
+
 
 _ATTRIBUTION_FIELDS = {a.USER_ID: "user_id", a.SESSION_ID: "session_id", a.CONVERSATION_ID: "conversation_id", a.FEATURE: "feature"}
 
 
+class ProviderReportedError(Exception):
+    """The provider answered, and its answer says the call failed (e.g. a Responses ``status: failed``).
+
+    ``error_type`` is the provider's own error code (``server_error`` …), the low-cardinality value the
+    conventions ask ``error.type`` to carry.
+    """
+
+    def __init__(self, error_type: str, message: str = "") -> None:
+        super().__init__(message or error_type)
+        self.error_type = error_type
+
+
 def error_type(error: BaseException) -> str:
-    """``error.type``: the exception's class name (fully qualified outside builtins)."""
+    """``error.type``: the provider's code for a `ProviderReportedError`, else the exception's class name
+    (fully qualified outside builtins)."""
+    if isinstance(error, ProviderReportedError):
+        return error.error_type
     cls = type(error)
     module = cls.__module__
     if module == "builtins":
@@ -77,6 +127,10 @@ class CallSpan:
     def ended(self) -> bool:
         return self._ended
 
+    def disown(self) -> None:
+        """This process must never end the span: it is a fork's copy of a call its parent owns and will end."""
+        self._ended = True
+
     def end(
         self,
         error: BaseException | None = None,
@@ -84,7 +138,12 @@ class CallSpan:
         chunk_times: Sequence[float] | None = None,
         end_reason: str | None = None,
     ) -> None:
-        """Finish the call. ``chunk_times``: perf_counter readings of each content chunk (streams only)."""
+        """Finish the call. ``chunk_times``: perf_counter readings of each content chunk (streams only).
+
+        ``error``: what ended the call, if it raised; a cancellation is not an error (`STATUS_RULE`).
+        """
+        if error is not None and is_cancellation(error):
+            error, end_reason = None, "cancelled"
         if self._ended or not self._end_lock.acquire(blocking=False):
             return
         try:
@@ -111,10 +170,14 @@ class CallSpan:
         if error is not None:
             record.error_type = error_type(error)
         if record.streaming:
+            if chunk_times is not None and record.input_tokens is None:  # the stream was opened: the prompt was sent
+                self._estimate_input(record, attrs)
             self._stream_timing(record, attrs, chunk_times or (), end_reason)
         _response_attributes(record, attrs)
         if record.error_type:
             attrs[a.ERROR_TYPE] = record.error_type
+        elif end_reason and end_reason != "completed" and not record.streaming:
+            attrs[a.CALL_END_REASON] = end_reason
         capture = telemetry.capture
         if capture.enabled:
             content = content_attributes(record, telemetry.max_content_chars)
@@ -123,7 +186,7 @@ class CallSpan:
             if capture.on_event and content:
                 span.add_event(a.EVENT_INFERENCE_DETAILS, content)
         span.set_attributes(attrs)
-        if error is not None:
+        if record.error_type:  # STATUS_RULE: ERROR exactly when error.type is set
             span.set_status(Status(StatusCode.ERROR, record.error_type))
         self._record_metrics(record, chunk_times)
         end_ns = record.end_time_ns = self.start_ns + int(record.duration_s * 1e9)
@@ -131,6 +194,15 @@ class CallSpan:
         # What comes back is set on the still-open span, so any configurator's exporters carry it.
         attach(side_channel.publish(record, {**self.request_attributes, **attrs}), span, end_ns)
         span.end(end_time=end_ns)
+
+    @staticmethod
+    def _estimate_input(record: GenAICall, attrs: dict[str, AttributeValue]) -> None:
+        """A stream without usage (OpenAI's default): estimate the prompt, flag it, never leave a silent 0."""
+        estimate = estimate_input_tokens(record.system_instructions, record.input_messages)
+        if estimate is not None:
+            record.input_tokens = estimate
+            record.input_tokens_estimated = True
+            attrs[a.USAGE_INPUT_TOKENS_ESTIMATED] = True
 
     def _stream_timing(
         self, record: GenAICall, attrs: dict[str, AttributeValue], times: Sequence[float], end_reason: str | None
@@ -204,7 +276,7 @@ class CallSpan:
             telemetry.duration.record(record.duration_s or 0.0, {**attrs, a.ERROR_TYPE: record.error_type})
         else:
             telemetry.duration.record(record.duration_s or 0.0, attrs)
-        if record.input_tokens is not None:
+        if record.input_tokens is not None and not record.input_tokens_estimated:
             telemetry.token_usage.record(record.input_tokens, {**attrs, a.TOKEN_TYPE: "input"})
         if record.output_tokens is not None and not record.output_tokens_estimated:
             telemetry.token_usage.record(record.output_tokens, {**attrs, a.TOKEN_TYPE: "output"})
@@ -272,3 +344,5 @@ def _response_attributes(record: GenAICall, attrs: dict[str, AttributeValue]) ->
     reasoning = record.extra.get("reasoning_tokens")
     if reasoning:
         attrs[a.USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+    if record.usage_invalid:
+        attrs[a.USAGE_INVALID] = list(record.usage_invalid)

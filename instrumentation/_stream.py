@@ -3,7 +3,7 @@
 The proxy keeps the SDK stream's whole API (``wrapt.ObjectProxy`` forwards every attribute and method
 we do not override: ``.response``, helper methods, ``until_done()``…). We override only what marks the
 end of a stream — exhaustion, an exception, ``close()``, leaving a ``with`` block, and being garbage
-collected unread (``__del__``) — so no path leaves a span open (OpenLLMetry #3151, OpenLIT #1454,
+collected unread (``__del__``, handed to a thread: see `_lifecycle`) — so no path leaves a span open (OpenLLMetry #3151, OpenLIT #1454,
 OpenInference #3790 lost spans exactly there). We never attach an OTel context across ``yield``s, so
 there is no "Failed to detach context" when an async generator is left early (OpenInference #1769).
 
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any
 
 import wrapt
 
-from ._call import CallSpan
+from ._call import CallSpan, is_cancellation
+from ._lifecycle import ChunkObserver, abandon, track
+from ._lifecycle import end_stream as _end
 
 logger = logging.getLogger(__name__)
 
@@ -28,34 +30,23 @@ class IncompleteStreamError(Exception):
     """The server ended a stream cleanly but before its end event (``error.type`` of that call)."""
 
 
-class ChunkObserver(Protocol):
-    """SDK-specific reading of stream items. ``times`` holds the perf_counter of each content chunk.
+def exit_reason(error: BaseException | None) -> str:
+    """The end reason of a stream whose ``with`` block the application left (see `STATUS_RULE`)."""
+    if error is None:
+        return "closed_early"
+    return "cancelled" if is_cancellation(error) else "app_exception"
 
-    Optional: an ``incomplete_error`` attribute (an exception or ``None``), read when the SDK iterated the
-    stream to its end, says the stream still failed (e.g. the server ended it before its end event).
+
+def end_by_app(helper_stream: Any, error: BaseException | None) -> None:
+    """A stream helper's ``with`` block was left: end the traced raw stream inside it with the app's reason.
+
+    The SDKs' helpers (Anthropic ``messages.stream()``, OpenAI ``chat.completions.stream()`` /
+    ``responses.stream()``) keep our traced raw stream in ``_raw_stream``; they close the HTTP response
+    themselves on exit, so without this the span would end only when the collector frees the stream.
     """
-
-    times: list[float]
-
-    def item(self, item: Any, now: float) -> None: ...
-
-    def finish(self) -> None:
-        """Write what was accumulated (text, usage, ids, finish reasons) into the call's record."""
-        ...
-
-
-def _end(call: CallSpan, observer: ChunkObserver, error: BaseException | None, reason: str) -> None:
-    if call.ended:
-        return
-    try:
-        observer.finish()
-        if error is None and reason == "completed":
-            incomplete = getattr(observer, "incomplete_error", None)
-            if incomplete is not None:  # the app saw a normal end, but the call was cut short
-                error, reason = incomplete, "error"
-    except Exception:
-        logger.debug("llm-telemetry: could not summarise a stream", exc_info=True)
-    call.end(error, chunk_times=observer.times, end_reason=reason)
+    raw = getattr(helper_stream, "_raw_stream", None)
+    if isinstance(raw, (TracedStream, TracedAsyncStream)):
+        _end(raw._self_call, raw._self_observer, None, exit_reason(error))
 
 
 class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -66,6 +57,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_call = call
         self._self_observer = observer
         self._self_item = observer.item  # bound once: the per-chunk path does one lookup
+        track(call, observer)
 
     def __iter__(self) -> TracedStream:
         return self
@@ -94,7 +86,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             return self.__wrapped__.__exit__(exc_type, exc, tb)
         finally:
-            _end(self._self_call, self._self_observer, None, "closed_early")
+            _end(self._self_call, self._self_observer, None, exit_reason(exc))
 
     def close(self) -> Any:
         try:
@@ -103,8 +95,9 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             _end(self._self_call, self._self_observer, None, "closed_early")
 
     def __del__(self) -> None:
+        # Inside a GC finalizer: no lock, no span work here (`_lifecycle`); a thread ends the span.
         try:
-            _end(self._self_call, self._self_observer, None, "abandoned")
+            abandon(self._self_call, self._self_observer)
         except Exception:
             pass
 
@@ -120,6 +113,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_call = call
         self._self_observer = observer
         self._self_item = observer.item  # bound once: the per-chunk path does one lookup
+        track(call, observer)
 
     def __aiter__(self) -> TracedAsyncStream:
         return self
@@ -147,7 +141,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
-            _end(self._self_call, self._self_observer, None, "closed_early")
+            _end(self._self_call, self._self_observer, None, exit_reason(exc))
 
     async def close(self) -> Any:
         try:
@@ -156,7 +150,54 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
             _end(self._self_call, self._self_observer, None, "closed_early")
 
     def __del__(self) -> None:
+        # Inside a GC finalizer: no lock, no span work here (`_lifecycle`); a thread ends the span.
         try:
-            _end(self._self_call, self._self_observer, None, "abandoned")
+            abandon(self._self_call, self._self_observer)
         except Exception:
             pass
+
+
+class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A stream helper's manager (OpenAI ``chat.completions.stream()`` / ``responses.stream()``).
+
+    The helper's ``__enter__`` sends the request through the instrumented ``create`` (so the span and
+    the traced raw stream already exist); its ``__exit__`` closes the HTTP response itself, past our
+    proxy. Ending the span here, before the SDK's exit, gives it the application's reason at once
+    instead of ``abandoned`` whenever the collector frees the stream.
+    """
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._self_stream: Any = None
+
+    def __enter__(self) -> Any:
+        self._self_stream = self.__wrapped__.__enter__()
+        return self._self_stream
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            end_by_app(self._self_stream, exc)
+        except Exception:
+            logger.debug("llm-telemetry: could not end a stream helper's span", exc_info=True)
+        return self.__wrapped__.__exit__(exc_type, exc, tb)
+
+    async def __aenter__(self) -> Any:
+        self._self_stream = await self.__wrapped__.__aenter__()
+        return self._self_stream
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            end_by_app(self._self_stream, exc)
+        except Exception:
+            logger.debug("llm-telemetry: could not end a stream helper's span", exc_info=True)
+        return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+
+
+def stream_manager_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A wrapt wrapper for a ``stream()`` helper method that returns a manager: the manager is proxied."""
+    manager = wrapped(*args, **kwargs)
+    try:
+        return TracedStreamManager(manager)
+    except Exception:
+        logger.warning("llm-telemetry: could not trace a stream helper", exc_info=True)
+        return manager

@@ -1,9 +1,10 @@
-"""Summary statistics of the gaps between streamed chunks (time between tokens, TBT)."""
+"""Summary statistics of the gaps between streamed chunks (time between tokens, TBT), and token estimates."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -49,3 +50,34 @@ def estimate_tokens(text: str, content_chunks: int) -> int:
     """
     by_chars = (len(text) + 3) // 4
     return max(content_chunks, by_chars)
+
+
+PER_MESSAGE_TOKENS = 4
+"""Tokens each message costs beyond its text (role and chat formatting; OpenAI documents 3-4)."""
+
+
+def estimate_input_tokens(system: str | None, messages: Sequence[dict[str, Any]] | None) -> int | None:
+    """Input tokens of a request whose stream reported no usage; ``None`` if the request carried no text.
+
+    A documented approximation, not a tokenizer: ``ceil(characters / 4)`` over the system instructions
+    and every text part of every message (~4 characters per token is the usual English average; code and
+    non-Latin scripts run denser, so those prompts are underestimated), plus `PER_MESSAGE_TOKENS` per
+    message. Images, audio and tool definitions are not counted.
+
+    Why not ``tiktoken`` where it is installed: its first use of an encoding downloads the BPE file
+    (network, on the application's thread, at the end of a stream) unless it is already cached, and
+    loading one costs ~0.5 s of CPU; and no tokenizer is exact for another vendor's model anyway. The
+    estimate is flagged (``llm_telemetry.usage.input_tokens_estimated``) so it is never mistaken for a
+    count; the exact count needs ``stream_options.include_usage`` (see ``openai.stream_include_usage``).
+    """
+    chars = len(system) if system else 0
+    count = 1 if system else 0
+    for message in messages or ():
+        count += 1
+        for part in message.get("parts", ()):
+            text = part.get("content") if part.get("type") == "text" else part.get("response")
+            if isinstance(text, str):
+                chars += len(text)
+    if not count:
+        return None
+    return (chars + 3) // 4 + PER_MESSAGE_TOKENS * count

@@ -126,12 +126,13 @@ def test_system_as_text_blocks_and_block_content(otel, anthropic_client, fake_pr
     assert record.input_messages == [{"role": "user", "parts": [{"type": "text", "content": "Hello"}, {"type": "image"}]}]
 
 
-def test_one_shot_message_iterable_is_left_to_the_sdk(otel, anthropic_client, fake_provider):
-    # A generator can be read once: we must not consume it before the SDK does.
+def test_one_shot_message_iterable_reaches_the_sdk_and_the_record(otel, anthropic_client, fake_provider):
+    # A generator can be read once: the wrapper turns it into one list that both we and the SDK read.
     anthropic_client.messages.create(model=MODEL, max_tokens=16, messages=(m for m in MESSAGES))
     assert fake_provider.last_request.json["messages"] == MESSAGES
     span = only_span(otel)
-    assert records.take((span.context.trace_id, span.context.span_id)).input_messages is None
+    record = records.take((span.context.trace_id, span.context.span_id))
+    assert record.input_messages == [{"role": "user", "parts": [{"type": "text", "content": MESSAGES[0]["content"]}]}]
 
 
 def test_attribution_from_baggage(otel, anthropic_client):

@@ -16,6 +16,7 @@ from opentelemetry import trace
 import llm_telemetry
 from llm_telemetry import attributes as a
 from llm_telemetry.fake_provider import Behaviour
+from llm_telemetry.instrumentation import flush_abandoned
 from llm_telemetry.instrumentation.anthropic import SCOPE, AnthropicInstrumentor
 
 pytestmark = pytest.mark.usefixtures("anthropic_instrumented")
@@ -65,7 +66,9 @@ def test_streamed_call_has_one_span_with_both_and_our_ttft_wins(otel, anthropic_
     # application receives the chunk) is the one left on the span: the same value as our first_token event.
     (first_token,) = [e for e in span.events if e.name == a.EVENT_FIRST_TOKEN]
     assert attrs[a.RESPONSE_TIME_TO_FIRST_CHUNK] == first_token.attributes[a.RESPONSE_TIME_TO_FIRST_CHUNK]
-    assert 0.1 <= attrs[a.RESPONSE_TIME_TO_FIRST_CHUNK] <= 0.3
+    # Structural bounds, no timing margin to tune for a busy machine: at least the injected first-token delay
+    # (the clock starts before the request), at most the call's own duration.
+    assert 0.1 <= attrs[a.RESPONSE_TIME_TO_FIRST_CHUNK] <= (span.end_time - span.start_time) / 1e9
 
 
 def test_stream_helper_has_one_span_with_both(otel, anthropic_client, fake_provider):
@@ -126,6 +129,7 @@ def test_stream_dropped_before_the_sdk_notices_logs_no_warning(otel, anthropic_c
         next(iter(stream))
         del stream
         gc.collect()
+        flush_abandoned()  # the span of a collected stream is ended by a thread, not the finalizer
     span = only_span(otel)
     assert span.attributes[a.STREAM_END_REASON] == "abandoned"
     assert not [r for r in caplog.records if r.name.startswith("opentelemetry")], caplog.text

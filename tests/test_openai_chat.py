@@ -16,6 +16,7 @@ from opentelemetry import trace
 import llm_telemetry
 from llm_telemetry import attributes as a
 from llm_telemetry.fake_provider import Behaviour
+from llm_telemetry.instrumentation import flush_abandoned
 
 pytestmark = pytest.mark.usefixtures("instrumented")
 
@@ -173,7 +174,7 @@ def test_streaming_ttft_tbt_and_stall_match_the_injected_delays(otel, client, fa
     points = otel.metrics()
     ttft = points[a.METRIC_TIME_TO_FIRST_CHUNK][0]
     assert ttft.count == 1 and 0.25 <= ttft.sum < 0.45
-    assert points[a.METRIC_TIME_PER_OUTPUT_CHUNK][0].count == 1
+    assert points[a.METRIC_TIME_PER_OUTPUT_CHUNK][0].count == 5  # one point per gap between 6 chunks (semconv)
 
 
 def test_stream_without_usage_estimates_output_tokens(otel, client, fake_provider):
@@ -202,6 +203,7 @@ def test_stream_dropped_unread_still_ends_its_span(otel, client):
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     del stream
     gc.collect()
+    flush_abandoned()  # the span of a collected stream is ended by a thread, not the finalizer
     span = only_span(otel)
     assert span.attributes[a.STREAM_END_REASON] == "abandoned"
 
@@ -211,7 +213,7 @@ def test_stream_with_block_and_user_exception(otel, client):
         for _ in stream:
             raise KeyError("user bug")
     span = only_span(otel)
-    assert span.attributes[a.STREAM_END_REASON] == "closed_early"
+    assert span.attributes[a.STREAM_END_REASON] == "app_exception"
     assert span.status.status_code is trace.StatusCode.UNSET  # the user's bug is not an LLM failure
 
 
@@ -359,6 +361,20 @@ def test_stall_threshold_and_per_chunk_events_are_configurable(otel, client, fak
     assert len(stalls) == 1 and stalls[0].attributes[a.EVENT_STALL_CHUNK_INDEX] == 2
     per_chunk = otel.metrics()[a.METRIC_TIME_PER_OUTPUT_CHUNK]
     assert sum(p.count for p in per_chunk) == 3  # one point per gap between 4 chunks
+
+
+def test_per_stream_mean_is_the_documented_opt_out(otel, client, fake_provider, settings_env):
+    settings_env({"LLM_TELEMETRY_STREAM_PER_CHUNK_METRIC": "false"})
+    from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
+
+    OpenAIInstrumentor().uninstrument()
+    OpenAIInstrumentor().instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    fake_provider.enqueue(Behaviour(chunks=["a", "b", "c", "d"]))
+    for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
+        pass
+    (point,) = otel.metrics()[a.METRIC_TIME_PER_OUTPUT_CHUNK]
+    assert point.count == 1
+    assert point.sum == pytest.approx(only_span(otel).attributes[a.STREAM_TBT_MEAN])
 
 
 def test_attribution_set_upstream_as_baggage_is_honoured_when_trusted(otel, client, settings_env):

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 import wrapt
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .._call import CallSpan
-from .._stream import TracedAsyncStream, TracedStream
+from .._stream import TracedAsyncStream, TracedStream, end_by_app
 from .._telemetry import Telemetry
-from .._wrap import Operation, start_call
+from .._wrap import Operation, materialise, start_call
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class TracedMessageStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
     def __init__(self, wrapped: Any, operation: Operation, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> None:
         super().__init__(wrapped)
         self._self_start = (operation, telemetry, instance, kwargs)
+        self._self_stream: Any = None
 
     def __enter__(self) -> Any:
         operation, telemetry, instance, kwargs = self._self_start
@@ -53,9 +55,11 @@ class TracedMessageStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as error:
             call.end(error)
             raise
-        return _trace_raw_stream(operation, call, message_stream, TracedStream)
+        self._self_stream = _trace_raw_stream(operation, call, message_stream, TracedStream)
+        return self._self_stream
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        end_by_app(self._self_stream, exc)  # before the SDK closes the stream: the reason is the app's exit
         return self.__wrapped__.__exit__(exc_type, exc, tb)
 
 
@@ -65,6 +69,7 @@ class TracedAsyncMessageStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
     def __init__(self, wrapped: Any, operation: Operation, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> None:
         super().__init__(wrapped)
         self._self_start = (operation, telemetry, instance, kwargs)
+        self._self_stream: Any = None
 
     async def __aenter__(self) -> Any:
         operation, telemetry, instance, kwargs = self._self_start
@@ -77,9 +82,11 @@ class TracedAsyncMessageStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as error:
             call.end(error)
             raise
-        return _trace_raw_stream(operation, call, message_stream, TracedAsyncStream)
+        self._self_stream = _trace_raw_stream(operation, call, message_stream, TracedAsyncStream)
+        return self._self_stream
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        end_by_app(self._self_stream, exc)
         return await self.__wrapped__.__aexit__(exc_type, exc, tb)
 
 
@@ -87,6 +94,8 @@ def stream_helper_wrapper(operation: Operation, telemetry: Telemetry, manager_pr
     """A wrapt wrapper for ``Messages.stream`` / ``AsyncMessages.stream`` (both plain methods returning a manager)."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if is_instrumentation_enabled():  # the helper builds its request body now: give it the same list we read
+            materialise(kwargs, operation.one_shot_args)
         manager = wrapped(*args, **kwargs)
         try:
             return manager_proxy(manager, operation, telemetry, instance, {**kwargs, "stream": True})

@@ -1,8 +1,8 @@
 """``messages.create`` / ``messages.parse`` / ``messages.stream``: request attributes and response reading.
 
 Request values are read from the method's keyword arguments merged with ``extra_body`` (in SDK 2.x
-``temperature``, ``top_p`` and ``top_k`` are only reachable through it). Iterables that are not lists
-(a generator of messages) are never iterated here: the SDK can only read them once.
+``temperature``, ``top_p`` and ``top_k`` are only reachable through it). A generator of messages or of
+system blocks is turned into a list by the wrapper first (`_wrap.materialise`): the SDK can read it once.
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ def request_attributes(params: Mapping[str, Any], stream: bool) -> dict[str, Att
 class MessagesOperation:
     """The `llm_telemetry.instrumentation._wrap.Operation` for Anthropic Messages calls."""
 
+    one_shot_args = ("messages", "system")
+
     def __init__(self, stream_types: tuple[type, ...], async_stream_types: tuple[type, ...]) -> None:
         self.stream_types = stream_types
         self.async_stream_types = async_stream_types
@@ -126,17 +128,9 @@ class MessagesOperation:
         return call
 
     def read_response(self, call: CallSpan, response: Any) -> None:
-        if field(response, "type") == "message" or hasattr(response, "usage"):
+        """A Message: the SDK's model, or the decoded body of a raw response (`_body.JsonView`)."""
+        if field(response, "type") == "message":
             read_message(call.record, response)
-            return
-        # ``with_raw_response``: the body is already read for a non-streamed call; decode it, never read it.
-        http_response = getattr(response, "http_response", None)
-        if (
-            http_response is not None
-            and getattr(http_response, "is_closed", False)
-            and "json" in str(http_response.headers.get("content-type", ""))
-        ):
-            read_message(call.record, http_response.json())
 
     def observer(self, call: CallSpan) -> MessageEventObserver:
         return MessageEventObserver(call.record)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llm_telemetry.record import GenAICall
+from llm_telemetry import attributes as a
+from llm_telemetry.record import GenAICall, checked_tokens
 
 
 def field(obj: Any, key: str) -> Any:
@@ -27,21 +28,21 @@ def integer(value: Any) -> int | None:
 
 
 def read_usage(record: GenAICall, usage: Any) -> None:
-    """Anthropic usage (SDK model or mapping) into ``record``."""
+    """Anthropic usage (SDK model or mapping) into ``record``; every number passes `checked_tokens`."""
     if usage is None:
         return
-    base = integer(field(usage, "input_tokens"))
-    cache_read = integer(field(usage, "cache_read_input_tokens"))
-    cache_write = integer(field(usage, "cache_creation_input_tokens"))
+    base = checked_tokens(record, a.USAGE_INPUT_TOKENS, field(usage, "input_tokens"))
+    cache_read = checked_tokens(record, a.USAGE_CACHE_READ_INPUT_TOKENS, field(usage, "cache_read_input_tokens"))
+    cache_write = checked_tokens(record, a.USAGE_CACHE_CREATION_INPUT_TOKENS, field(usage, "cache_creation_input_tokens"))
     if base is not None:
         record.input_tokens = base + (cache_read or 0) + (cache_write or 0)
     if cache_read is not None:
         record.cache_read_tokens = cache_read
     if cache_write is not None:
         record.cache_write_tokens = cache_write
-    output = integer(field(usage, "output_tokens"))
+    output = checked_tokens(record, a.USAGE_OUTPUT_TOKENS, field(usage, "output_tokens"))
     if output is not None:
         record.output_tokens = output
-    thinking = integer(field(field(usage, "output_tokens_details"), "thinking_tokens"))
+    thinking = checked_tokens(record, a.USAGE_REASONING_OUTPUT_TOKENS, field(field(usage, "output_tokens_details"), "thinking_tokens"))
     if thinking:
         record.extra["reasoning_tokens"] = thinking

@@ -19,9 +19,13 @@ from ._common import common_request_attributes, given, new_record, read_chat_usa
 class ChatOperation:
     stream_types: tuple[type, ...] = (openai.Stream,)
     async_stream_types: tuple[type, ...] = (openai.AsyncStream,)
+    one_shot_args = ("messages",)
 
     def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan:
         stream = kwargs.get("stream") is True
+        if stream and telemetry.openai_stream_include_usage and not given(kwargs.get("stream_options")):
+            # Opt-in: ``kwargs`` is the wrapper's dict passed on to the SDK; the app's own options are never touched.
+            kwargs["stream_options"] = {"include_usage": True}
         record = new_record("chat", instance, kwargs.get("model"), stream)
         attrs = common_request_attributes(kwargs, stream)
         max_tokens = kwargs.get("max_completion_tokens")
@@ -63,15 +67,22 @@ class ChatOperation:
 
 
 class ChatChunkObserver:
-    """Reads ``chat.completion.chunk`` items: content deltas are the chunks that count for TTFT/TBT."""
+    """Reads ``chat.completion.chunk`` items: content deltas are the chunks that count for TTFT/TBT.
 
-    __slots__ = ("call", "finish_reasons", "first", "texts", "times", "usage")
+    With ``n > 1`` the choices' deltas arrive interleaved: each choice's text is kept apart (joined
+    with a newline in choice order at the end, like a non-streamed ``n > 1`` answer), and TTFT, TBT and
+    the chunk count are measured on choice 0 alone — the gaps between chunks of *different* choices say
+    nothing about generation speed.
+    """
+
+    __slots__ = ("call", "finish_reasons", "first", "other_texts", "texts", "times", "usage")
 
     def __init__(self, call: CallSpan) -> None:
         self.call = call
         self.times: list[float] = []
         self.texts: list[str] = []
-        self.finish_reasons: list[str] = []
+        self.other_texts: dict[int, list[str]] = {}
+        self.finish_reasons: dict[int, str] = {}
         self.usage: Any = None
         self.first: Any = None
 
@@ -82,13 +93,17 @@ class ChatChunkObserver:
         for choice in chunk.choices:
             delta = choice.delta
             content = delta.content
-            if content:
+            index = choice.index or 0
+            if index:
+                if content:
+                    self.other_texts.setdefault(index, []).append(content)
+            elif content:
                 self.times.append(now)
                 self.texts.append(content)
             elif delta.tool_calls or delta.refusal:
                 self.times.append(now)
             if choice.finish_reason:
-                self.finish_reasons.append(choice.finish_reason)
+                self.finish_reasons[index] = choice.finish_reason
         if chunk.usage is not None:
             self.usage = chunk.usage
 
@@ -103,8 +118,11 @@ class ChatChunkObserver:
             record.response_id = self.first.id
             record.response_model = self.first.model
             record.system_fingerprint = getattr(self.first, "system_fingerprint", None)
-        record.output_text = "".join(self.texts)
-        record.finish_reasons = tuple(self.finish_reasons)
+        text = "".join(self.texts)
+        if self.other_texts:
+            text = "\n".join([text, *("".join(self.other_texts[i]) for i in sorted(self.other_texts))])
+        record.output_text = text
+        record.finish_reasons = tuple(self.finish_reasons[i] for i in sorted(self.finish_reasons))
         read_chat_usage(record, self.usage)
 
 

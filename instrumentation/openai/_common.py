@@ -8,9 +8,13 @@ from opentelemetry.util.types import AttributeValue
 
 from llm_telemetry import attributes as a
 from llm_telemetry.instrumentation._wrap import given
-from llm_telemetry.record import GenAICall
+from llm_telemetry.record import GenAICall, checked_tokens
 
 PROVIDER = "openai"
+AZURE_PROVIDER = "azure.ai.openai"
+"""``gen_ai.provider.name`` of ``openai.AzureOpenAI`` / ``AsyncAzureOpenAI`` clients (semconv's well-known value)."""
+_AZURE_CLASSES = frozenset({"BaseAzureClient", "AzureOpenAI", "AsyncAzureOpenAI"})
+_provider_of_type: dict[type, str] = {}
 
 
 
@@ -25,11 +29,24 @@ def server_of(instance: Any) -> tuple[str | None, int | None]:
         return None, None
 
 
+def provider_of(instance: Any) -> str:
+    """``azure.ai.openai`` for an Azure client behind the resource object, else ``openai``; never raises."""
+    try:
+        cls = type(instance._client)
+    except Exception:
+        return PROVIDER
+    provider = _provider_of_type.get(cls)
+    if provider is None:
+        provider = AZURE_PROVIDER if any(c.__name__ in _AZURE_CLASSES for c in cls.__mro__) else PROVIDER
+        _provider_of_type[cls] = provider
+    return provider
+
+
 def new_record(operation: str, instance: Any, model: Any, stream: bool) -> GenAICall:
     host, port = server_of(instance)
     return GenAICall(
         operation=operation,
-        provider=PROVIDER,
+        provider=provider_of(instance),
         request_model=model if isinstance(model, str) else None,
         streaming=stream,
         server_address=host,
@@ -52,32 +69,31 @@ def stop_sequences(value: Any) -> list[str] | None:
 
 def read_chat_usage(record: GenAICall, usage: Any) -> None:
     """Chat Completions usage: ``prompt_tokens`` already includes cached tokens (OpenAI semantics)."""
-    if usage is None:
-        return
-    record.input_tokens = getattr(usage, "prompt_tokens", None)
-    record.output_tokens = getattr(usage, "completion_tokens", None)
-    details = getattr(usage, "prompt_tokens_details", None)
-    if details is not None:
-        record.cache_read_tokens = getattr(details, "cached_tokens", None) or None
-        record.cache_write_tokens = getattr(details, "cache_write_tokens", None) or None
-    completion_details = getattr(usage, "completion_tokens_details", None)
-    if completion_details is not None and getattr(completion_details, "reasoning_tokens", None):
-        record.extra["reasoning_tokens"] = completion_details.reasoning_tokens
+    _read_usage(record, usage, "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
 
 
 def read_responses_usage(record: GenAICall, usage: Any) -> None:
     """Responses / Embeddings usage: ``input_tokens`` includes cached tokens (OpenAI semantics)."""
+    _read_usage(record, usage, "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
+def _read_usage(record: GenAICall, usage: Any, input_key: str, output_key: str, input_details: str, output_details: str) -> None:
+    """Every number passes `checked_tokens`: a negative, fractional or absurd count is rejected and flagged."""
     if usage is None:
         return
-    record.input_tokens = getattr(usage, "input_tokens", None)
-    record.output_tokens = getattr(usage, "output_tokens", None)
-    details = getattr(usage, "input_tokens_details", None)
+    record.input_tokens = checked_tokens(record, a.USAGE_INPUT_TOKENS, getattr(usage, input_key, None))
+    record.output_tokens = checked_tokens(record, a.USAGE_OUTPUT_TOKENS, getattr(usage, output_key, None))
+    details = getattr(usage, input_details, None)
     if details is not None:
-        record.cache_read_tokens = getattr(details, "cached_tokens", None) or None
-        record.cache_write_tokens = getattr(details, "cache_write_tokens", None) or None
-    output_details = getattr(usage, "output_tokens_details", None)
-    if output_details is not None and getattr(output_details, "reasoning_tokens", None):
-        record.extra["reasoning_tokens"] = output_details.reasoning_tokens
+        record.cache_read_tokens = checked_tokens(record, a.USAGE_CACHE_READ_INPUT_TOKENS, getattr(details, "cached_tokens", None)) or None
+        record.cache_write_tokens = (
+            checked_tokens(record, a.USAGE_CACHE_CREATION_INPUT_TOKENS, getattr(details, "cache_write_tokens", None)) or None
+        )
+    out_details = getattr(usage, output_details, None)
+    if out_details is not None:
+        reasoning = checked_tokens(record, a.USAGE_REASONING_OUTPUT_TOKENS, getattr(out_details, "reasoning_tokens", None))
+        if reasoning:
+            record.extra["reasoning_tokens"] = reasoning
 
 
 def common_request_attributes(kwargs: dict[str, Any], stream: bool) -> dict[str, AttributeValue]:

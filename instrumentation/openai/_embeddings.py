@@ -8,6 +8,7 @@ from llm_telemetry import attributes as a
 from llm_telemetry.instrumentation._call import CallSpan
 from llm_telemetry.instrumentation._content import text_message
 from llm_telemetry.instrumentation._telemetry import Telemetry
+from llm_telemetry.record import checked_tokens
 
 from ._common import given, new_record
 
@@ -15,6 +16,7 @@ from ._common import given, new_record
 class EmbeddingsOperation:
     stream_types: tuple[type, ...] = ()
     async_stream_types: tuple[type, ...] = ()
+    one_shot_args = ()  # ``input`` is read only when it is a str or a list of str: a generator is left to the SDK
 
     def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan:
         record = new_record("embeddings", instance, kwargs.get("model"), False)
@@ -40,7 +42,7 @@ class EmbeddingsOperation:
         record.response_model = getattr(response, "model", None)
         usage = getattr(response, "usage", None)
         if usage is not None:
-            record.input_tokens = getattr(usage, "prompt_tokens", None)
+            record.input_tokens = checked_tokens(record, a.USAGE_INPUT_TOKENS, getattr(usage, "prompt_tokens", None))
         if data and isinstance(getattr(data[0], "embedding", None), list):
             call.span.set_attribute(a.EMBEDDINGS_DIMENSION_COUNT, len(data[0].embedding))
 

@@ -7,7 +7,7 @@ from typing import Any
 import openai
 
 from llm_telemetry import attributes as a
-from llm_telemetry.instrumentation._call import CallSpan
+from llm_telemetry.instrumentation._call import CallSpan, ProviderReportedError
 from llm_telemetry.instrumentation._content import messages_from_chat, text_message
 from llm_telemetry.instrumentation._stream import IncompleteStreamError
 from llm_telemetry.instrumentation._telemetry import Telemetry
@@ -25,6 +25,30 @@ _CONTENT_EVENTS = frozenset(
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
+def failure(response: Any) -> ProviderReportedError | None:
+    """A Response whose ``status`` is ``failed``: the provider's error code becomes ``error.type``."""
+    if getattr(response, "status", None) != "failed":
+        return None
+    error = getattr(response, "error", None)
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None)
+    return ProviderReportedError(code if isinstance(code, str) and code else "response.failed", message if isinstance(message, str) else "")
+
+
+def _output_text(response: Any) -> str:
+    """The SDK model's ``output_text``; for a raw body (`_body.JsonView`), the same join of its output_text parts."""
+    text = getattr(response, "output_text", None)
+    if isinstance(text, str):
+        return text
+    return "".join(
+        part.text
+        for item in response.output or ()
+        if item.type == "message"
+        for part in item.content or ()
+        if part.type == "output_text" and isinstance(part.text, str)
+    )
+
+
 def _finish_reason(response: Any) -> str | None:
     status = getattr(response, "status", None)
     if status == "incomplete":
@@ -36,6 +60,7 @@ def _finish_reason(response: Any) -> str | None:
 class ResponsesOperation:
     stream_types: tuple[type, ...] = (openai.Stream,)
     async_stream_types: tuple[type, ...] = (openai.AsyncStream,)
+    one_shot_args = ("input",)
 
     def start(self, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> CallSpan:
         stream = kwargs.get("stream") is True
@@ -66,8 +91,11 @@ class ResponsesOperation:
         record.system_fingerprint = getattr(response, "system_fingerprint", None)  # not (yet) sent by the Responses API
         reason = _finish_reason(response)
         record.finish_reasons = (reason,) if reason else ()
-        record.output_text = response.output_text
+        record.output_text = _output_text(response)
         read_responses_usage(record, response.usage)
+        failed = failure(response)
+        if failed is not None:  # a 200 answer that reports a failed call: ERROR (STATUS_RULE)
+            record.error_type = failed.error_type
 
     def observer(self, call: CallSpan) -> ResponsesEventObserver:
         return ResponsesEventObserver(call)
@@ -98,8 +126,10 @@ class ResponsesEventObserver:
 
     @property
     def incomplete_error(self) -> BaseException | None:
-        """A stream that ended without response.completed/incomplete/failed was cut short by the server."""
-        return None if self.final is not None else IncompleteStreamError("the Responses stream ended before its final event")
+        """Why a stream read to its end still failed: cut before its final event, or ``response.failed``."""
+        if self.final is None:
+            return IncompleteStreamError("the Responses stream ended before its final event")
+        return failure(self.final)
 
     def finish(self) -> None:
         record = self.call.record
@@ -112,3 +142,6 @@ class ResponsesEventObserver:
             reason = _finish_reason(final)
             record.finish_reasons = (reason,) if reason else ()
             read_responses_usage(record, final.usage)
+            failed = failure(final)
+            if failed is not None:  # also when the app closed the stream after the failed event
+                record.error_type = failed.error_type

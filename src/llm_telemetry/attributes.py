@@ -172,7 +172,10 @@ OwnAttribute = Literal[
     "llm_telemetry.stream.stall_count",
     "llm_telemetry.stream.output_tokens_per_second",
     "llm_telemetry.stream.end_reason",
+    "llm_telemetry.call.end_reason",
     "llm_telemetry.usage.output_tokens_estimated",
+    "llm_telemetry.usage.input_tokens_estimated",
+    "llm_telemetry.usage.invalid",
     "llm_telemetry.content.truncated",
     # cost
     "llm_telemetry.cost.total_usd",
@@ -299,8 +302,18 @@ STREAM_TBT_MAX: Final = "llm_telemetry.stream.tbt.max"
 STREAM_STALL_COUNT: Final = "llm_telemetry.stream.stall_count"
 STREAM_OUTPUT_TOKENS_PER_SECOND: Final = "llm_telemetry.stream.output_tokens_per_second"
 STREAM_END_REASON: Final = "llm_telemetry.stream.end_reason"
-"""How the stream ended: ``completed``, ``closed_early``, ``abandoned`` (garbage collected), ``error``."""
+"""How the stream ended: ``completed``, ``error``, ``closed_early``, ``app_exception``, ``cancelled``, ``abandoned``
+(garbage collected), ``process_exit``; see ``llm_telemetry.instrumentation._call.STATUS_RULE``."""
+CALL_END_REASON: Final = "llm_telemetry.call.end_reason"
+"""A non-streamed call that did not complete and did not fail: ``cancelled`` (``STATUS_RULE``)."""
 USAGE_OUTPUT_TOKENS_ESTIMATED: Final = "llm_telemetry.usage.output_tokens_estimated"
+"""``gen_ai.usage.output_tokens`` is our estimate (a stream without usage); not recorded in the semconv histogram."""
+USAGE_INPUT_TOKENS_ESTIMATED: Final = "llm_telemetry.usage.input_tokens_estimated"
+"""``gen_ai.usage.input_tokens`` is our estimate from the request (a stream without usage: ~4 characters per
+token over the message text, plus a few per message); not recorded in the semconv histogram."""
+USAGE_INVALID: Final = "llm_telemetry.usage.invalid"
+"""Names of the usage attributes (``gen_ai.usage.input_tokens`` …) whose reported value was rejected as
+negative, non-integral, boolean or absurd (> ``llm_telemetry.record.MAX_TOKEN_COUNT``); they are left unset."""
 CONTENT_TRUNCATED: Final = "llm_telemetry.content.truncated"
 
 COST_TOTAL_USD: Final = "llm_telemetry.cost.total_usd"
@@ -477,6 +490,9 @@ METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 METRIC_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+"""One point per gap between consecutive content chunks (the conventions' meaning), recorded when the stream
+ends. With ``LLM_TELEMETRY_STREAM_PER_CHUNK_METRIC=false`` it is one point per stream holding the stream's mean
+gap instead: cheaper for very long streams, but a deviation (counts are streams, percentiles are of means)."""
 
 # Our metrics.
 METRIC_COST: Final = "llm_telemetry.cost"

@@ -200,9 +200,20 @@ class StreamSettings:
     stall_threshold_s: float = _setting(0.5, _number(minimum=0.001), "A gap between chunks longer than this is a stall (span event).")
     chunk_events: bool = _setting(False, _bool, "Add one span event per streamed chunk (verbose).")
     per_chunk_metric: bool = _setting(
+        True, _bool,
+        "Record gen_ai.client.operation.time_per_output_chunk once per gap between chunks, as the semantic conventions "
+        "define it (default; ~7 µs CPU per chunk, ~8 % of the SDK's own per-chunk cost, spent once at the stream's end). "
+        "false: once per stream with the stream's mean gap, a documented deviation (the histogram then counts streams).",
+    )
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    stream_include_usage: bool = _setting(
         False, _bool,
-        "Record gen_ai.client.operation.time_per_output_chunk once per chunk (semconv-exact, ~10 µs/chunk in the OTel SDK) "
-        "instead of once per stream with the stream's mean gap.",
+        "Add stream_options={include_usage: true} to OpenAI chat streams that set no stream_options, for exact token "
+        "counts (the app then receives one extra final chunk with empty choices). Off: input tokens of such streams "
+        "are estimated and flagged llm_telemetry.usage.input_tokens_estimated.",
     )
 
 
@@ -489,6 +500,7 @@ class DriftSettings:
 class Settings:
     content: ContentSettings = field(default_factory=ContentSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     cost: CostSettings = field(default_factory=CostSettings)

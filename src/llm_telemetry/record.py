@@ -11,13 +11,87 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from llm_telemetry import attributes as a
 
 logger = logging.getLogger(__name__)
+
+
+MAX_TOKEN_COUNT: Final = 10**9
+"""The largest token count accepted for one call. The largest context windows hold ~10**6 tokens; a count
+above 10**9 is a broken reply, and left in it would overflow int64 metric points (every later OTLP export
+of the series fails with "Value out of range") or price one call at millions of dollars."""
+
+
+class UsageRejections:
+    """How many token counts were rejected at the boundary (instrumentation readers, `GenAICall.from_attributes`).
+
+    Exposed for the ``llm_telemetry.dropped`` metric (reason ``invalid_usage``): nothing dropped is silent.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + 1
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def by_field(self) -> dict[str, int]:
+        """Rejections per attribute name (``gen_ai.usage.input_tokens`` …) since start."""
+        with self._lock:
+            return dict(self._counts)
+
+
+usage_rejections = UsageRejections()
+"""The process-wide count of rejected token counts."""
+
+
+def _token_count(value: Any) -> int | None:
+    """``value`` as a valid token count, or ``None`` if it is not one (negative, bool, fractional, absurd, not a number)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_TOKEN_COUNT:
+        return value
+    return None
+
+
+def checked_tokens(record: GenAICall, name: str, value: Any) -> int | None:
+    """A token count read from a provider reply or a span, validated: the one gate every usage number passes.
+
+    ``None`` stays ``None`` (not reported). An invalid value is rejected: ``None`` is returned, ``name``
+    (the semconv attribute, e.g. ``gen_ai.usage.input_tokens``) is added to ``record.usage_invalid`` and
+    `usage_rejections` counts it. Integral floats (``12.0``, as some JSON encoders write them) are accepted.
+    """
+    rejected: list[str] = []
+    count = _checked(name, value, rejected)
+    if rejected and name not in record.usage_invalid:
+        record.usage_invalid = (*record.usage_invalid, name)
+    return count
+
+
+def _checked(name: str, value: Any, rejected: list[str]) -> int | None:
+    if value is None:
+        return None
+    count = _token_count(value)
+    if count is None:
+        rejected.append(name)
+        usage_rejections.add(name)
+    return count
 
 
 @dataclass(slots=True)
@@ -59,6 +133,8 @@ class GenAICall:
     output_tokens_estimated: bool = False
     input_tokens_estimated: bool = False
     """True when ``input_tokens`` is our estimate (a stream that reported no usage), not the provider's count."""
+    usage_invalid: tuple[str, ...] = ()
+    """Usage attributes whose reported value was rejected (see `checked_tokens`); those fields stay ``None``."""
     system_fingerprint: str | None = None
     """OpenAI's ``system_fingerprint``: the backend configuration that served the call (model-version watch)."""
     duration_s: float | None = None
@@ -133,6 +209,8 @@ def is_genai_span(attrs: Mapping[str, Any] | None) -> bool:
 
 
 def _int(value: Any) -> int | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
@@ -175,14 +253,27 @@ def _input_messages(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return value if isinstance(value, list) else None
 
 
+def _usage_invalid(attrs: Mapping[str, Any], rejected_here: list[str]) -> tuple[str, ...]:
+    """What was rejected here plus what the producer already flagged (``llm_telemetry.usage.invalid``)."""
+    flagged = attrs.get(a.USAGE_INVALID)
+    names = [n for n in flagged if isinstance(n, str)] if isinstance(flagged, Sequence) and not isinstance(flagged, str) else []
+    return tuple(dict.fromkeys([*names, *rejected_here]))
+
+
 def _from_attributes(cls: type[GenAICall], attrs: Mapping[str, Any]) -> GenAICall | None:
     if not is_genai_span(attrs):
         return None
     provider = _str(_first(attrs, a.PROVIDER_NAME, a.LEGACY_PROVIDER)) or "unknown"
-    input_tokens = _int(_first(attrs, a.USAGE_INPUT_TOKENS, a.LEGACY_PROMPT_TOKENS))
-    cache_read = _int(_first(attrs, a.USAGE_CACHE_READ_INPUT_TOKENS, a.LEGACY_CACHE_READ_TOKENS))
-    cache_write = _int(
-        _first(attrs, a.USAGE_CACHE_CREATION_INPUT_TOKENS, a.ANTHROPIC_CACHE_WRITE_TOKENS, a.LEGACY_CACHE_CREATION_TOKENS)
+    rejected: list[str] = []
+    input_tokens = _checked(a.USAGE_INPUT_TOKENS, _first(attrs, a.USAGE_INPUT_TOKENS, a.LEGACY_PROMPT_TOKENS), rejected)
+    output_tokens = _checked(a.USAGE_OUTPUT_TOKENS, _first(attrs, a.USAGE_OUTPUT_TOKENS, a.LEGACY_COMPLETION_TOKENS), rejected)
+    cache_read = _checked(
+        a.USAGE_CACHE_READ_INPUT_TOKENS, _first(attrs, a.USAGE_CACHE_READ_INPUT_TOKENS, a.LEGACY_CACHE_READ_TOKENS), rejected
+    )
+    cache_write = _checked(
+        a.USAGE_CACHE_CREATION_INPUT_TOKENS,
+        _first(attrs, a.USAGE_CACHE_CREATION_INPUT_TOKENS, a.ANTHROPIC_CACHE_WRITE_TOKENS, a.LEGACY_CACHE_CREATION_TOKENS),
+        rejected,
     )
     if input_tokens is not None and provider == "anthropic" and a.USAGE_INPUT_TOKENS not in attrs:
         # Legacy Anthropic spans (OpenLLMetry) report prompt tokens without the cached parts.
@@ -213,11 +304,13 @@ def _from_attributes(cls: type[GenAICall], attrs: Mapping[str, Any]) -> GenAICal
         finish_reasons=tuple(reasons) if isinstance(reasons, Sequence) and not isinstance(reasons, str) else (),
         streaming=bool(attrs.get(a.REQUEST_STREAM, False)),
         input_tokens=input_tokens,
-        output_tokens=_int(_first(attrs, a.USAGE_OUTPUT_TOKENS, a.LEGACY_COMPLETION_TOKENS)),
+        output_tokens=output_tokens,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
         output_tokens_estimated=bool(attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED, False)),
         system_fingerprint=_str(_first(attrs, a.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, a.LEGACY_OPENAI_SYSTEM_FINGERPRINT)),
+        input_tokens_estimated=bool(attrs.get(a.USAGE_INPUT_TOKENS_ESTIMATED, False)),
+        usage_invalid=_usage_invalid(attrs, rejected),
         timings=timings,
         error_type=_str(attrs.get(a.ERROR_TYPE)),
         server_address=_str(attrs.get(a.SERVER_ADDRESS)),
