@@ -295,7 +295,20 @@ def configure(
 
             set_logger_provider(logger_provider)
         atexit.register(providers.shutdown)
+        _install_business_trackers(meter_provider, logger_provider, settings)
     return providers
+
+
+def _install_business_trackers(meter_provider: MeterProvider, logger_provider: Any | None, settings: Settings) -> None:
+    """Feedback and session metrics report to the providers just installed (they are process-wide trackers)."""
+    try:
+        from llm_telemetry.processors.quality.feedback import install_feedback
+        from llm_telemetry.processors.quality.sessions import install_sessions
+
+        install_feedback(meter_provider=meter_provider, logger_provider=logger_provider, settings=settings)
+        install_sessions(meter_provider=meter_provider, settings=settings)
+    except Exception:
+        logger.warning("llm-telemetry: feedback and session metrics are unavailable", exc_info=True)
 
 
 def _id_generator(strict: bool) -> Any | None:

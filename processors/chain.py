@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 ENRICHER_GROUP = "llm_telemetry_enrichers"
 METER_NAME = "llm_telemetry.processors"
 DROP_INVALID_ATTRIBUTE = "enrichment_invalid_attribute"
+DROP_INVALID_USAGE = "invalid_usage"
+"""Token counts rejected at the boundary (negative, fractional, absurd): left unset, counted here."""
 
 
 class EnricherChain:
@@ -217,7 +219,20 @@ def build_chain(
     lanes = Lanes(settings.pipeline.worker_queue_size)
     context = EnricherContext(settings, meter, lanes.default, tracer_provider, lanes)
     enrichers = build_enrichers(settings, context, strict=strict)
-    return EnricherChain(enrichers, lanes=lanes, meter=meter, settings=settings)
+    chain = EnricherChain(enrichers, lanes=lanes, meter=meter, settings=settings)
+    _count_process_wide_drops(chain)
+    return chain
+
+
+def _count_process_wide_drops(chain: EnricherChain) -> None:
+    """What the boundary rejects before any enricher sees it is counted too: bad usage, untrusted baggage, evictions."""
+    from llm_telemetry.attribution import baggage_rejections
+    from llm_telemetry.processors.quality.feedback import current_feedback_tracker
+    from llm_telemetry.record import usage_rejections
+
+    chain.drops.add_source(lambda: {DROP_INVALID_USAGE: usage_rejections.total})
+    chain.drops.add_source(baggage_rejections.dropped_counts)
+    chain.drops.add_source(lambda: current_feedback_tracker().dropped_counts())
 
 
 _default: EnricherChain | None = None

@@ -139,6 +139,8 @@ class CostEnricher:
             self._check_cache_semantics(price, call, input_tokens, cache_read, cache_write)
         total = round_usd(total)
         attrs[a.COST_TOTAL_USD] = total
+        if call.input_tokens_estimated or call.output_tokens_estimated:
+            attrs[a.COST_ESTIMATED] = True
         self.metrics.record(key, total, input_tokens, output_tokens)
         return Enrichment(attrs)
 

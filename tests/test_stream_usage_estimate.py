@@ -144,3 +144,21 @@ def test_the_setting_is_off_by_default_and_validated():
     assert load_settings({}).openai.stream_include_usage is False
     with pytest.raises(ConfigError, match="LLM_TELEMETRY_OPENAI_STREAM_INCLUDE_USAGE"):
         load_settings({"LLM_TELEMETRY_OPENAI_STREAM_INCLUDE_USAGE": "maybe"})
+
+
+def test_a_big_prompt_in_a_stream_without_usage_is_priced_on_its_estimate_and_flagged(otel, client, fake_provider):
+    """Issue 8.3's repro: a 50 k-token prompt used to cost $0.0005 (output only) with no flag."""
+    from llm_telemetry.processors.chain import EnricherChain
+    from llm_telemetry.processors.cost import CostEnricher
+    from llm_telemetry.side_channel import side_channel
+
+    side_channel.connect(EnricherChain([CostEnricher()]))
+    fake_provider.enqueue(Behaviour(chunks=["The ", "date ", "is ", "2025-04-03."], include_usage=False))
+    prompt = "word " * 40_000  # 200 k characters: ~50 k tokens
+    drain(client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], stream=True))
+    span, _ = only(otel)
+    attrs = span.attributes
+    assert attrs[a.USAGE_INPUT_TOKENS_ESTIMATED] is True and attrs[a.COST_ESTIMATED] is True
+    assert attrs[a.USAGE_INPUT_TOKENS] == 50_000 + 4
+    assert attrs[a.COST_INPUT_USD] == pytest.approx(50_004 * 0.15e-6)
+    assert attrs[a.COST_TOTAL_USD] > 0.0075

@@ -186,6 +186,7 @@ OwnAttribute = Literal[
     "llm_telemetry.cost.pricing_model",
     "llm_telemetry.cost.pricing_source",
     "llm_telemetry.cost.unknown_model",
+    "llm_telemetry.cost.estimated",
     # budgets
     "llm_telemetry.budget.scope",
     "llm_telemetry.budget.level",
@@ -324,6 +325,8 @@ COST_CACHE_WRITE_USD: Final = "llm_telemetry.cost.cache_write_usd"
 COST_PRICING_MODEL: Final = "llm_telemetry.cost.pricing_model"
 COST_PRICING_SOURCE: Final = "llm_telemetry.cost.pricing_source"
 COST_UNKNOWN_MODEL: Final = "llm_telemetry.cost.unknown_model"
+COST_ESTIMATED: Final = "llm_telemetry.cost.estimated"
+"""The price rests on estimated token counts (a stream without usage): never a silent zero, never passed off as exact."""
 
 BUDGET_SCOPE: Final = "llm_telemetry.budget.scope"
 BUDGET_LEVEL: Final = "llm_telemetry.budget.level"
