@@ -348,12 +348,13 @@ def _pipeline(
     With ``connect``, its chain also becomes the process-wide one our instrumentation hands every call to.
     """
     try:
-        from llm_telemetry.processors.chain import build_chain, set_default_chain
+        from llm_telemetry.processors.chain import build_chain, count_process_wide_drops, set_default_chain
         from llm_telemetry.processors.pipeline import build_pipeline
         from llm_telemetry.side_channel import side_channel
 
         chain = build_chain(settings, meter_provider, tracer_provider, strict=strict)
         if connect:
+            count_process_wide_drops(chain)
             set_default_chain(chain)
             side_channel.connect(chain)
         return build_pipeline(sink, settings, chain=chain)

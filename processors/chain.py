@@ -219,13 +219,12 @@ def build_chain(
     lanes = Lanes(settings.pipeline.worker_queue_size)
     context = EnricherContext(settings, meter, lanes.default, tracer_provider, lanes)
     enrichers = build_enrichers(settings, context, strict=strict)
-    chain = EnricherChain(enrichers, lanes=lanes, meter=meter, settings=settings)
-    _count_process_wide_drops(chain)
-    return chain
+    return EnricherChain(enrichers, lanes=lanes, meter=meter, settings=settings)
 
 
-def _count_process_wide_drops(chain: EnricherChain) -> None:
-    """What the boundary rejects before any enricher sees it is counted too: bad usage, untrusted baggage, evictions."""
+def count_process_wide_drops(chain: EnricherChain) -> None:
+    """For the app's own chain: what the boundary rejects before any enricher sees it is counted too (bad usage,
+    untrusted baggage, feedback calls evicted). Process-wide counters, so only the process's chain reports them."""
     from llm_telemetry.attribution import baggage_rejections
     from llm_telemetry.processors.quality.feedback import current_feedback_tracker
     from llm_telemetry.record import usage_rejections
@@ -253,6 +252,7 @@ def default_chain() -> EnricherChain | None:
         if _default is None and not _default_failed:
             try:
                 _default = build_chain(get_settings(lenient=True), strict=False)
+                count_process_wide_drops(_default)
             except Exception:
                 _default_failed = True
                 logger.error("llm-telemetry: the enrichment chain could not start; calls are traced without cost, budget, "
