@@ -7,9 +7,8 @@
 #
 # The cache key is the hash of the inputs, so editing the manifest (or jaeger/go.mod) builds anew and an
 # unchanged one returns at once. Progress and timings go to stderr; the full log sits beside the binary.
-# Environment: GO (the go command; default: go on PATH, else /usr/local/go/bin/go),
-# LLM_TELEMETRY_CACHE_DIR (default ${XDG_CACHE_HOME:-~/.cache}/llm-telemetry), NICE (default 19: the
-# build yields the CPU to everything else on a shared machine).
+# Environment: GO (the go command; default: go on PATH, else /usr/local/go/bin/go), XDG_CACHE_HOME
+# (default ~/.cache), NICE (default 19: the build yields the CPU to everything else on a shared machine).
 #
 # Why a shell script and not a CLI subcommand: building Go programs is not the monitoring library's
 # job, and a Collector user can read and run this next to the manifest without installing our package.
@@ -33,7 +32,7 @@ export PATH="$(dirname "$GO"):$PATH"
 # Never download another toolchain; the modules come from the Go module proxy as configured.
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
 NICE="${NICE:-19}"
-CACHE="${LLM_TELEMETRY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-telemetry}"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/llm-telemetry"
 
 if [ "$KIND" = otelcol ]; then
   INPUTS=("$HERE/builder-config.yaml")

@@ -21,7 +21,7 @@ from llm_telemetry.fake_provider import FakeProvider
 os.environ["LLM_TELEMETRY_REVIEW_DB_PATH"] = os.path.join(tempfile.mkdtemp(prefix="llm-telemetry-tests-"), "review.db")
 
 # Fixture modules of each test area (plain modules in tests/, registered here once).
-pytest_plugins = ["_openai_helpers", "_anthropic_helpers", "_fake_provider_helpers"]
+pytest_plugins = ["_openai_helpers", "_anthropic_helpers", "_fake_provider_helpers", "_otelcol_helpers"]
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Checks for collector-config/: the backend files a team deploys next to llm-telemetry.
 
-The collector binary cannot run here, so its config is checked structurally. Prometheus files go through
-the real ``promtool`` (Debian package ``prometheus``). Every metric and label name in the rules, their
+Here the collector config is checked structurally; tests/test_otelcol_real.py runs it in the real
+Collector built from builder-config.yaml. Prometheus files go through the real ``promtool`` (Debian
+package ``prometheus``). Every metric and label name in the rules, their
 unit tests and the Grafana dashboard is re-derived from ``llm_telemetry.attributes`` with the collector's
 OTel -> Prometheus name translation, so renaming a metric or attribute there breaks this test instead of
 silently emptying a dashboard.
@@ -323,7 +324,9 @@ def test_collector_endpoints() -> None:
     assert prometheus["resource_to_telemetry_conversion"]["enabled"] is True
     assert config["service"]["pipelines"]["metrics"]["exporters"] == ["prometheus"]
     traces = config["service"]["pipelines"]["traces"]["exporters"]
-    assert [name.split("/")[0] for name in traces] == ["otlp"] and config["exporters"][traces[0]]["endpoint"].endswith(":4317")
+    assert [name.split("/")[0] for name in traces] == ["otlp"]
+    # Docker's host name by default; TRACES_BACKEND_ENDPOINT moves it (README, step 3).
+    assert config["exporters"][traces[0]]["endpoint"] == "${env:TRACES_BACKEND_ENDPOINT:-jaeger:4317}"
 
 
 def test_commented_remote_write_alternative_parses() -> None:
@@ -362,6 +365,15 @@ def test_prometheus_scrapes_the_collector_exporter() -> None:
     assert collector["static_configs"][0]["targets"] == ["otel-collector:8889"]
     # The rule unit tests evaluate at the deployed cadence, so their for: timings mean what they say.
     assert load_yaml(RULE_TESTS)["evaluation_interval"] == config["global"]["evaluation_interval"]
+
+
+def test_local_prometheus_config_differs_only_in_the_targets(promtool: str) -> None:
+    compose, local = load_yaml(PROMETHEUS), load_yaml(CONFIG_DIR / "prometheus-local.yml")
+    for config in (compose, local):
+        for job in config["scrape_configs"]:
+            job["static_configs"] = [{"targets": [t.split(":")[-1] for t in sc["targets"]]} for sc in job["static_configs"]]
+    assert compose == local
+    run_promtool(promtool, "check", "config", "prometheus-local.yml")
 
 
 def test_dashboard_structure() -> None:
