@@ -65,7 +65,7 @@ REQUIRED_ALERTS = {
 COLLECTOR_COMPONENT_TYPES = {
     "receivers": {"otlp"},
     "processors": {"memory_limiter", "batch", "transform", "attributes"},
-    "exporters": {"otlp", "otlphttp", "prometheus", "prometheusremotewrite", "debug"},
+    "exporters": {"otlp_grpc", "prometheus", "prometheusremotewrite", "debug"},
 }
 
 
@@ -324,7 +324,7 @@ def test_collector_endpoints() -> None:
     assert prometheus["resource_to_telemetry_conversion"]["enabled"] is True
     assert config["service"]["pipelines"]["metrics"]["exporters"] == ["prometheus"]
     traces = config["service"]["pipelines"]["traces"]["exporters"]
-    assert [name.split("/")[0] for name in traces] == ["otlp"]
+    assert [name.split("/")[0] for name in traces] == ["otlp_grpc"]
     # Docker's host name by default; TRACES_BACKEND_ENDPOINT moves it (README, step 3).
     assert config["exporters"][traces[0]]["endpoint"] == "${env:TRACES_BACKEND_ENDPOINT:-jaeger:4317}"
 
