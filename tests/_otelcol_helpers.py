@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,12 +195,3 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.5, what: str 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
-
-
-@pytest.fixture
-def services() -> Iterator[list[Service]]:
-    """Services started through this list are stopped at teardown even if the test forgot or failed."""
-    started: list[Service] = []
-    yield started
-    for service in reversed(started):
-        service.stop()
