@@ -410,3 +410,18 @@ def test_compose_mounts_existing_files_and_names_the_hosts_used() -> None:
     live_lines = [line for path in wiring for line in path.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("#")]
     hosts = set(re.findall(r"\b([a-z-]+):(?:4317|8889|9090|16686)\b", "\n".join(live_lines)))
     assert hosts - {"localhost"} <= set(services), f"hosts with no compose service: {sorted(hosts - set(services))}"
+
+
+def test_compose_images_match_the_versions_built_and_tested() -> None:
+    """The stock images in docker-compose.yaml are the releases the tests run (builder-config.yaml, jaeger/go.mod)."""
+    services = load_yaml(COMPOSE)["services"]
+    manifest = load_yaml(CONFIG_DIR / "builder-config.yaml")
+    core = {entry["gomod"].split()[1] for entry in manifest["receivers"] + manifest["processors"] + manifest["exporters"]}
+    assert len(core) == 1, f"one release for every component: {sorted(core)}"
+    assert services["otel-collector"]["image"] == f"otel/opentelemetry-collector-contrib:{core.pop().removeprefix('v')}"
+    go_mod = (CONFIG_DIR / "jaeger" / "go.mod").read_text(encoding="utf-8")
+    jaeger_v1 = re.search(r"^\tgithub\.com/jaegertracing/jaeger v1\.(\d+)\.(\d+)", go_mod, re.MULTILINE)
+    assert jaeger_v1, "jaeger/go.mod requires no github.com/jaegertracing/jaeger v1.x"
+    # Jaeger tags each release twice: v1.N.p (the Go module) is v2.(N-63).p (the v2 binary and image).
+    minor, patch = int(jaeger_v1.group(1)), int(jaeger_v1.group(2))
+    assert services["jaeger"]["image"] == f"jaegertracing/jaeger:2.{minor - 63}.{patch}"
