@@ -114,7 +114,7 @@ def test_readme_steps_jaeger_and_prometheus(
     assert tags(streamed)["span.kind"] == "client"
     assert tags(streamed)[a.COST_TOTAL_USD] > 0
     assert tags(streamed)[a.USER_ID] == "user-7"
-    assert 0.3 <= tags(streamed)[a.RESPONSE_TIME_TO_FIRST_CHUNK] < 0.6
+    assert 0.3 <= tags(streamed)[a.RESPONSE_TIME_TO_FIRST_CHUNK] < 2.0  # scripted 0.3 s; wide margin on a busy machine
     events = {field["value"] for log in streamed["logs"] for field in log["fields"] if field["key"] == "event"}
     assert a.EVENT_FIRST_TOKEN in events, streamed["logs"]
     claude = genai["chat claude-haiku-4-5"]
