@@ -1,7 +1,8 @@
 """Checks for collector-config/: the backend files a team deploys next to llm-telemetry.
 
-The collector binary cannot run here, so its config is checked structurally. Prometheus files go through
-the real ``promtool`` (Debian package ``prometheus``). Every metric and label name in the rules, their
+Here the collector config is checked structurally; tests/test_otelcol_real.py runs it in the real
+Collector built from builder-config.yaml. Prometheus files go through the real ``promtool`` (Debian
+package ``prometheus``). Every metric and label name in the rules, their
 unit tests and the Grafana dashboard is re-derived from ``llm_telemetry.attributes`` with the collector's
 OTel -> Prometheus name translation, so renaming a metric or attribute there breaks this test instead of
 silently emptying a dashboard.
@@ -89,7 +90,7 @@ REQUIRED_ALERTS = {
 COLLECTOR_COMPONENT_TYPES = {
     "receivers": {"otlp"},
     "processors": {"memory_limiter", "batch", "transform", "attributes"},
-    "exporters": {"otlp", "otlphttp", "prometheus", "prometheusremotewrite", "debug"},
+    "exporters": {"otlp_grpc", "prometheus", "prometheusremotewrite", "debug"},
 }
 
 
@@ -348,7 +349,9 @@ def test_collector_endpoints() -> None:
     assert prometheus["resource_to_telemetry_conversion"]["enabled"] is True
     assert config["service"]["pipelines"]["metrics"]["exporters"] == ["prometheus"]
     traces = config["service"]["pipelines"]["traces"]["exporters"]
-    assert [name.split("/")[0] for name in traces] == ["otlp"] and config["exporters"][traces[0]]["endpoint"].endswith(":4317")
+    assert [name.split("/")[0] for name in traces] == ["otlp_grpc"]
+    # Docker's host name by default; TRACES_BACKEND_ENDPOINT moves it (README, step 3).
+    assert config["exporters"][traces[0]]["endpoint"] == "${env:TRACES_BACKEND_ENDPOINT:-jaeger:4317}"
 
 
 def test_commented_remote_write_alternative_parses() -> None:
@@ -389,6 +392,15 @@ def test_prometheus_scrapes_the_collector_exporter() -> None:
     assert load_yaml(RULE_TESTS)["evaluation_interval"] == config["global"]["evaluation_interval"]
 
 
+def test_local_prometheus_config_differs_only_in_the_targets(promtool: str) -> None:
+    compose, local = load_yaml(PROMETHEUS), load_yaml(CONFIG_DIR / "prometheus-local.yml")
+    for config in (compose, local):
+        for job in config["scrape_configs"]:
+            job["static_configs"] = [{"targets": [t.split(":")[-1] for t in sc["targets"]]} for sc in job["static_configs"]]
+    assert compose == local
+    run_promtool(promtool, "check", "config", "prometheus-local.yml")
+
+
 def test_dashboard_structure() -> None:
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     datasource_uids = {ds["uid"] for ds in load_yaml(PROVISIONING / "datasources" / "datasources.yaml")["datasources"]}
@@ -423,3 +435,18 @@ def test_compose_mounts_existing_files_and_names_the_hosts_used() -> None:
     live_lines = [line for path in wiring for line in path.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("#")]
     hosts = set(re.findall(r"\b([a-z-]+):(?:4317|8889|9090|16686)\b", "\n".join(live_lines)))
     assert hosts - {"localhost"} <= set(services), f"hosts with no compose service: {sorted(hosts - set(services))}"
+
+
+def test_compose_images_match_the_versions_built_and_tested() -> None:
+    """The stock images in docker-compose.yaml are the releases the tests run (builder-config.yaml, jaeger/go.mod)."""
+    services = load_yaml(COMPOSE)["services"]
+    manifest = load_yaml(CONFIG_DIR / "builder-config.yaml")
+    core = {entry["gomod"].split()[1] for entry in manifest["receivers"] + manifest["processors"] + manifest["exporters"]}
+    assert len(core) == 1, f"one release for every component: {sorted(core)}"
+    assert services["otel-collector"]["image"] == f"otel/opentelemetry-collector-contrib:{core.pop().removeprefix('v')}"
+    go_mod = (CONFIG_DIR / "jaeger" / "go.mod").read_text(encoding="utf-8")
+    jaeger_v1 = re.search(r"^\tgithub\.com/jaegertracing/jaeger v1\.(\d+)\.(\d+)", go_mod, re.MULTILINE)
+    assert jaeger_v1, "jaeger/go.mod requires no github.com/jaegertracing/jaeger v1.x"
+    # Jaeger tags each release twice: v1.N.p (the Go module) is v2.(N-63).p (the v2 binary and image).
+    minor, patch = int(jaeger_v1.group(1)), int(jaeger_v1.group(2))
+    assert services["jaeger"]["image"] == f"jaegertracing/jaeger:2.{minor - 63}.{patch}"
