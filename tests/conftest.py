@@ -23,7 +23,10 @@ from llm_telemetry.side_channel import side_channel
 os.environ["LLM_TELEMETRY_REVIEW_DB_PATH"] = os.path.join(tempfile.mkdtemp(prefix="llm-telemetry-tests-"), "review.db")
 
 # Fixture modules of each test area (plain modules in tests/, registered here once).
-pytest_plugins = ["_openai_helpers", "_anthropic_helpers", "_fake_provider_helpers", "_eval_helpers", "_canned_provider", "_both_sdks", "_otelcol_helpers"]
+pytest_plugins = [
+    "_openai_helpers", "_anthropic_helpers", "_fake_provider_helpers", "_eval_helpers", "_canned_provider", "_both_sdks",
+    "_otelcol_helpers",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ silently emptying a dashboard.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -17,13 +18,16 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
 from llm_telemetry import attributes
+from llm_telemetry.cli import build_parser
 from llm_telemetry.config import CONFIG_FILE_ENV, describe
+from llm_telemetry.processors.quality import decisions, feedback, output_stats, sessions
+from llm_telemetry.processors.quality.alerts import AlertState
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "collector-config"
 RULES = CONFIG_DIR / "alert-rules.yml"
@@ -86,6 +90,22 @@ REQUIRED_ALERTS = {
     "LLMErrorRateHigh", "LLMOutputTokensPerSecondDropped", "LLMDailyBudgetWarning", "LLMDailyBudgetExceeded",
     "LLMUserHourlySpendHigh", "LLMUnknownModelPricing", "LLMSafetyHardBlockRateHigh", "LLMSafetyJudgeFlagRateHigh",
     "LLMReviewQueueGrowing", "LLMTelemetryDropped",
+    # quality layer (issue 6)
+    "LLMValidatorPassRateDrop", "LLMValidatorPassRateBelowBaseline", "LLMValidatorErrors", "LLMModelVersionChanged",
+    "LLMOutputStatisticShift", "LLMEmbeddingDrift", "LLMCanaryRegressed", "LLMGoldenEvalPassRateDropped",
+    "LLMUserSatisfactionDropped", "LLMTaskCompletionDropped",
+}
+# Alerts in these groups carry a `runbook` annotation: the first steps of the incident runbook.
+RUNBOOK_GROUPS = {"llm-telemetry-quality", "llm-telemetry-evaluation", "llm-telemetry-business"}
+# Label values the rules, tests and dashboard match on, as the code writes them: a renamed alert name, feedback
+# kind or statistic breaks this test instead of silently matching nothing.
+LABEL_VALUES: dict[str, set[str]] = {
+    "llm_telemetry_alert_name": {decisions.PASS_RATE, decisions.MODEL_VERSION, decisions.OUTPUT_STAT, decisions.DRIFT},
+    "llm_telemetry_alert_state": set(get_args(AlertState)),
+    "gen_ai_evaluation_score_label": {attributes.EVALUATION_LABEL_PASS, attributes.EVALUATION_LABEL_FAIL},
+    "llm_telemetry_feedback_kind": set(feedback.KINDS),
+    "llm_telemetry_session_outcome": {sessions.COMPLETED, sessions.ABANDONED},
+    "llm_telemetry_quality_output_stat_name": set(output_stats.STATISTICS),
 }
 COLLECTOR_COMPONENT_TYPES = {
     "receivers": {"otlp"},
@@ -133,6 +153,8 @@ _MATCHERS = re.compile(r"\{([^{}]*)\}")
 _MATCHER_LABEL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)")
 _LABEL_VALUES = re.compile(r"label_values\(\s*([^,()]+?)\s*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
+_ANNOTATION_QUERY = re.compile(r'printf\s+"((?:[^"\\]|\\.)*)"')
+_MATCHER_VALUE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
 _IDENT = re.compile(r"(?<![\w.$])[A-Za-z_:][A-Za-z0-9_:]*(?![\w:])(?!\s*\()")
 
 
@@ -168,7 +190,11 @@ def recorded_names() -> set[str]:
 def used_expressions() -> Iterator[tuple[str, str]]:
     """(where, PromQL) for every expression or series selector in the rules, rule tests and dashboard."""
     for rule in rules():
-        yield f"{RULES.name} {rule.get('record') or rule.get('alert')}", rule["expr"]
+        where = f"{RULES.name} {rule.get('record') or rule.get('alert')}"
+        yield where, rule["expr"]
+        for text in rule.get("annotations", {}).values():  # {{ with printf "<query>" ... | query }}
+            for query in _ANNOTATION_QUERY.findall(text):
+                yield f"{where} annotation", query.replace("%q", '"x"')
     for test in load_yaml(RULE_TESTS)["tests"]:
         for series in test.get("input_series", []):
             yield f"{RULE_TESTS.name} {test['name']}", series["series"]
@@ -182,6 +208,9 @@ def used_expressions() -> Iterator[tuple[str, str]]:
             yield f"{DASHBOARD.name} panel {panel['title']!r}", target["expr"]
     for variable in dashboard["templating"]["list"]:
         yield f"{DASHBOARD.name} variable {variable['name']}", variable["definition"]
+    for annotation in dashboard["annotations"]["list"]:
+        if "expr" in annotation:
+            yield f"{DASHBOARD.name} annotation {annotation['name']!r}", annotation["expr"]
 
 
 # --- promtool ------------------------------------------------------------------------------------------
@@ -310,6 +339,9 @@ def test_thresholds_match_llm_telemetry_defaults() -> None:
     text = RULES.read_text(encoding="utf-8")
     assert f"llm_telemetry:safety_block:ratio_rate1h > {settings['safety', 'block_rate_alert'].default:g}" in text
     assert f"llm_telemetry:daily_budget_used:ratio > {settings['budget', 'warning_ratio'].default:g} <= 1" in text
+    min_drop = settings["validators", "min_drop"].default
+    assert f"llm_telemetry:validation_pass:ratio_rate1d offset 1h - {min_drop:g}" in text
+    assert f"at least LLM_TELEMETRY_VALIDATORS_MIN_DROP ({min_drop:g}) below" in text
     env_names = {info.env for info in describe()} | {CONFIG_FILE_ENV, ALLOW_NO_PROMTOOL_ENV}
     mentioned = set()
     for path in CONFIG_DIR.rglob("*"):
@@ -417,8 +449,17 @@ def test_dashboard_structure() -> None:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] in datasource_uids and panel["targets"], panel["title"]
     titles = " ".join(panel["title"].lower() for panel in panels)
+    rows = [panel["title"] for panel in panels if panel["type"] == "row"]
+    assert {"Quality", "Golden datasets and canaries", "Business"} <= set(rows), rows
+    annotations = {annotation["name"]: annotation for annotation in dashboard["annotations"]["list"]}
+    assert annotations["Model version changes"]["datasource"]["uid"] in datasource_uids
+    assert decisions.MODEL_VERSION in annotations["Model version changes"]["expr"]
     for topic in ("first token", "output chunk", "duration", "tokens per second", "error rate", "spend by model",
-                  "spend by feature", "top 10 users", "hard-block", "review queue", "dropped"):
+                  "spend by feature", "top 10 users", "hard-block", "review queue", "dropped",
+                  "validator pass rate", "validator errors", "quality alerts active", "drift score vs calibrated threshold",
+                  "model version changes", "output length", "output rates", "eval pass rate", "canary", "satisfaction",
+                  "feedback per call", "negative feedback", "task completion and abandonment", "turns per session",
+                  "open sessions"):
         assert topic in titles, f"dashboard has no {topic!r} panel"
 
 
@@ -450,3 +491,52 @@ def test_compose_images_match_the_versions_built_and_tested() -> None:
     # Jaeger tags each release twice: v1.N.p (the Go module) is v2.(N-63).p (the v2 binary and image).
     minor, patch = int(jaeger_v1.group(1)), int(jaeger_v1.group(2))
     assert services["jaeger"]["image"] == f"jaegertracing/jaeger:2.{minor - 63}.{patch}"
+
+
+# --- quality layer: runbooks, commands, label values ---------------------------------------------------
+
+def test_quality_alerts_have_runbooks() -> None:
+    groups = {group["name"]: group["rules"] for group in load_yaml(RULES)["groups"]}
+    assert set(groups) >= RUNBOOK_GROUPS
+    problems = []
+    for name in sorted(RUNBOOK_GROUPS):
+        for rule in groups[name]:
+            if "alert" not in rule:
+                continue
+            runbook = rule["annotations"].get("runbook", "")
+            steps = re.findall(r"^\d\. ", runbook, re.MULTILINE)
+            if len(steps) < 3:
+                problems.append(f"{rule['alert']}: runbook annotation needs at least 3 numbered steps, has {len(steps)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_commands_named_in_collector_config_exist() -> None:
+    """Every `llm-telemetry CMD --flag` a runbook, description or README names is a real subcommand and option."""
+    parser = build_parser()
+    sub = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    texts = [path.read_text(encoding="utf-8") for path in (RULES, DASHBOARD, CONFIG_DIR / "README.md")]
+    mentioned = [m for text in texts for m in re.findall(r"`llm-telemetry ([^`]*)`", text)]
+    assert mentioned, "expected runbooks to name llm-telemetry commands"
+    problems = []
+    for command in mentioned:
+        name, *rest = command.split()
+        if name not in sub.choices:
+            problems.append(f"`llm-telemetry {command}`: no subcommand {name!r}")
+            continue
+        options = sub.choices[name]._option_string_actions
+        problems += [f"`llm-telemetry {command}`: no option {flag}" for flag in rest if flag.startswith("--") and flag not in options]
+    assert not problems, "\n".join(problems)
+
+
+def test_label_values_matched_come_from_the_code() -> None:
+    problems = []
+    for where, expr in used_expressions():
+        for label, op, value in _MATCHER_VALUE.findall(expr):
+            known = LABEL_VALUES.get(label)
+            if known is None or not value:
+                continue
+            values = value.split("|") if op in ("=~", "!~") else [value]
+            if op in ("=~", "!~") and not all(re.fullmatch(r"[\w.]+", v) for v in values):
+                continue  # a real pattern, not a list of values
+            problems += [f"{where}: {label}{op}{value!r}: {v!r} is not one of {sorted(known)}" for v in values if v not in known]
+    assert not problems, "\n".join(problems)
