@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from llm_telemetry import __version__
 from llm_telemetry import attributes as a
 from llm_telemetry.config import ConfigError, Settings, get_settings, load_settings_leniently, set_settings
+from llm_telemetry.exporters.openinference import with_project_name
 from llm_telemetry.exporters.resilient import (
     REASON_FAILED,
     REASON_SKIPPED,
@@ -249,10 +250,8 @@ def configure(
     attrs.update(resource_attributes or {})
     if service_name:
         attrs["service.name"] = service_name
-    resource = Resource.create(attrs)
-    if a.OI_PROJECT_NAME not in resource.attributes and resource.attributes.get("service.name"):
-        # Phoenix files spans under this resource attribute, not service.name: by default, the service's name.
-        resource = resource.merge(Resource({a.OI_PROJECT_NAME: str(resource.attributes["service.name"])}))
+    # Phoenix files spans under openinference.project.name, not service.name: by default, the service's name.
+    resource = with_project_name(Resource.create(attrs))
 
     def choose(signal: Signal) -> list[ExporterChoice]:
         try:

@@ -142,6 +142,7 @@ OpenInferenceAttribute = Literal[
     "output.mime_type",
     "metadata",
     "tag.tags",
+    "embedding.model_name",
 ]
 OI_SPAN_KIND: Final = "openinference.span.kind"
 OI_PROJECT_NAME: Final = "openinference.project.name"
@@ -157,6 +158,9 @@ OI_OUTPUT_VALUE: Final = "output.value"
 OI_OUTPUT_MIME_TYPE: Final = "output.mime_type"
 OI_METADATA: Final = "metadata"
 OI_TAGS: Final = "tag.tags"
+OI_EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
+OI_EMBEDDING_TEXT: Final = "embedding.embeddings.{index}.embedding.text"
+"""The text of the ``index``-th input of an embeddings call (``.format(index=0)``); content, capture on only."""
 
 # --- llm_telemetry.* : our own names ------------------------------------------------------------------
 OwnAttribute = Literal[
@@ -173,6 +177,7 @@ OwnAttribute = Literal[
     "llm_telemetry.stream.output_tokens_per_second",
     "llm_telemetry.stream.end_reason",
     "llm_telemetry.usage.output_tokens_estimated",
+    "llm_telemetry.usage.output_tokens_estimate",
     "llm_telemetry.content.truncated",
     # cost
     "llm_telemetry.cost.total_usd",
@@ -297,6 +302,12 @@ STREAM_OUTPUT_TOKENS_PER_SECOND: Final = "llm_telemetry.stream.output_tokens_per
 STREAM_END_REASON: Final = "llm_telemetry.stream.end_reason"
 """How the stream ended: ``completed``, ``closed_early``, ``abandoned`` (garbage collected), ``error``."""
 USAGE_OUTPUT_TOKENS_ESTIMATED: Final = "llm_telemetry.usage.output_tokens_estimated"
+USAGE_OUTPUT_TOKENS_ESTIMATE: Final = "llm_telemetry.usage.output_tokens_estimate"
+"""Our estimate of the output tokens of a stream that reported no usage (chunks and characters).
+
+It is never put in ``gen_ai.usage.output_tokens``: backends read that as the provider's count (Arize
+Phoenix turns it into ``llm.token_count.completion``), and the token-usage metric counts only reported
+tokens too. The cost of such a call is computed from the estimate (``llm_telemetry.cost.*``)."""
 CONTENT_TRUNCATED: Final = "llm_telemetry.content.truncated"
 
 COST_TOTAL_USD: Final = "llm_telemetry.cost.total_usd"

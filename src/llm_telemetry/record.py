@@ -180,6 +180,8 @@ def _from_attributes(cls: type[GenAICall], attrs: Mapping[str, Any]) -> GenAICal
         return None
     provider = _str(_first(attrs, a.PROVIDER_NAME, a.LEGACY_PROVIDER)) or "unknown"
     input_tokens = _int(_first(attrs, a.USAGE_INPUT_TOKENS, a.LEGACY_PROMPT_TOKENS))
+    reported_output = _int(_first(attrs, a.USAGE_OUTPUT_TOKENS, a.LEGACY_COMPLETION_TOKENS))
+    estimated_output = _int(attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATE))  # a stream without usage (ours)
     cache_read = _int(_first(attrs, a.USAGE_CACHE_READ_INPUT_TOKENS, a.LEGACY_CACHE_READ_TOKENS))
     cache_write = _int(
         _first(attrs, a.USAGE_CACHE_CREATION_INPUT_TOKENS, a.ANTHROPIC_CACHE_WRITE_TOKENS, a.LEGACY_CACHE_CREATION_TOKENS)
@@ -213,10 +215,11 @@ def _from_attributes(cls: type[GenAICall], attrs: Mapping[str, Any]) -> GenAICal
         finish_reasons=tuple(reasons) if isinstance(reasons, Sequence) and not isinstance(reasons, str) else (),
         streaming=bool(attrs.get(a.REQUEST_STREAM, False)),
         input_tokens=input_tokens,
-        output_tokens=_int(_first(attrs, a.USAGE_OUTPUT_TOKENS, a.LEGACY_COMPLETION_TOKENS)),
+        output_tokens=reported_output if reported_output is not None else estimated_output,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
-        output_tokens_estimated=bool(attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED, False)),
+        output_tokens_estimated=bool(attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED, False))
+        or (reported_output is None and estimated_output is not None),
         system_fingerprint=_str(_first(attrs, a.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, a.LEGACY_OPENAI_SYSTEM_FINGERPRINT)),
         timings=timings,
         error_type=_str(attrs.get(a.ERROR_TYPE)),
