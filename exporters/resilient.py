@@ -205,6 +205,8 @@ class ExportGuard:
         self._counts = DropCounts()
         self._last_failure: ExportFailure | None = None
         self.refused_for_good = False
+        self.closed = False
+        """`close` ran: the wrapper's shutdown is done (a second one, e.g. from two processors, does nothing)."""
         """The last export failed because the backend refused the data itself (see `ExportFailure.permanent`)."""
         self._runner = _Runner(f"llm-telemetry-export-{signal}", self._job_done)
         if hasattr(os, "register_at_fork"):
@@ -248,6 +250,7 @@ class ExportGuard:
 
     def close(self) -> None:
         """No more exports: later ones are skipped, and the worker thread ends."""
+        self.closed = True
         self.begin_shutdown(time.monotonic())
         self._runner.stop()
 
@@ -409,6 +412,8 @@ class ResilientSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
+        if self.guard.closed:  # once: the stock exporter warns "already shutdown" on a second call
+            return
         if len(self.retry_buffer):  # one last try within the shutdown deadline
             self.retry_buffer.send((), lambda batch: self.exporter.export(batch) is SpanExportResult.SUCCESS)
         self.retry_buffer.abandon()
@@ -455,6 +460,8 @@ class ResilientMetricExporter(MetricExporter):
         return bool(_safely(lambda: self.exporter.force_flush(timeout_millis=timeout_millis)))
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if self.guard.closed:
+            return
         self.guard.close()
         _safely(lambda: self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs))
 
@@ -484,6 +491,8 @@ class ResilientLogExporter(_LogExporterBase):  # type: ignore[misc,valid-type]
         return success if self.retry_buffer.send(batch, self._deliver) else failure
 
     def shutdown(self) -> None:
+        if self.guard.closed:
+            return
         if len(self.retry_buffer):
             self.retry_buffer.send((), self._deliver)
         self.retry_buffer.abandon()
