@@ -298,15 +298,14 @@ class ExportGuard:
                         dropped_in_outage)
         elif not ok and first_failure:
             log = logger.info if self._deadline != float("inf") else logger.warning  # at shutdown the summary says it
+            why, advice = "", ""
             if failure is not None and failure.kind == "rejected":
-                why = f": the backend is reachable but rejected them ({failure.detail})"
+                why, advice = f": the backend is reachable but rejected them ({failure.detail})", f". {failure.advice(self.signal)}"
             elif failure is not None and failure.kind == "timeout":
                 why = f" ({failure.detail})"
-            else:
-                why = ""
             log(
-                "llm-telemetry: %s export to %s failed%s; skipping exports for %.1f s (their data is counted as dropped)",
-                self.signal, self.endpoint, why, self.retry_backoff_s,
+                "llm-telemetry: %s export to %s failed%s; skipping exports for %.1f s (their data is counted as dropped)%s",
+                self.signal, self.endpoint, why, self.retry_backoff_s, advice,
             )
         return "exported" if ok else ("failed" if finished else "abandoned")
 

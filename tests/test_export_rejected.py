@@ -18,13 +18,16 @@ import pytest
 from _otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, unused_port
 from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llm_telemetry.config import ExportSettings, PipelineSettings, Settings
-from llm_telemetry.exporters import Providers, ResilientSpanExporter, configure
+from llm_telemetry.exporters import Providers, ResilientMetricExporter, ResilientSpanExporter, configure
 
 SETTINGS = Settings(pipeline=PipelineSettings(enrichers=("cost",)), export=ExportSettings(timeout_s=2.0))
 PROVIDERS_LOGGER = "llm_telemetry.exporters.providers"
@@ -184,3 +187,28 @@ def _spans(count: int, prefix: str = "span") -> list[ReadableSpan]:
         with provider.get_tracer("test").start_as_current_span(f"{prefix}-{index}"):
             pass
     return list(memory.get_finished_spans())
+
+
+def test_a_rejection_while_the_app_runs_is_logged_once_with_the_fix(caplog: pytest.LogCaptureFixture) -> None:
+    """Not only at exit: the first rejected export of a long-running app says what answered and what to set."""
+    with OtlpHttpReceiver(signals=("traces",)) as rx:
+        endpoint = f"{rx.endpoint}/v1/metrics"
+        exporter = ResilientMetricExporter(HttpMetricExporter(endpoint=endpoint, timeout=2.0), endpoint, 2.0, 0.0)
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader])
+        provider.get_meter("app").create_counter("app.work").add(1)
+        try:
+            with caplog.at_level(logging.WARNING, logger="llm_telemetry.exporters.resilient"):
+                for _ in range(3):
+                    exporter.export(reader.get_metrics_data())
+        finally:
+            exporter.shutdown()
+            provider.shutdown()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "llm_telemetry.exporters.resilient"]
+    assert warnings == [
+        f"llm-telemetry: metrics export to {endpoint} failed: the backend is reachable but rejected them (HTTP 405 Method Not "
+        "Allowed); skipping exports for 0.0 s (their data is counted as dropped). It does not take metrics at this address "
+        "(Arize Phoenix, for one, accepts traces only): set OTEL_METRICS_EXPORTER=none, or send metrics to a backend that "
+        "takes them (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)."
+    ]
+    assert exporter.guard.counts.failed_batches == 3
