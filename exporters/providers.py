@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from llm_telemetry import __version__
 from llm_telemetry import attributes as a
 from llm_telemetry.config import ConfigError, Settings, get_settings, load_settings_leniently, set_settings
+from llm_telemetry.exporters.openinference import with_project_name
 from llm_telemetry.exporters.resilient import (
     REASON_FAILED,
     REASON_SKIPPED,
@@ -166,22 +167,45 @@ class Providers:
         self.report_drops()
 
     def report_drops(self) -> None:
-        """Log one WARNING with the export drop totals, if anything was dropped."""
-        dropped = self.dropped()
-        if not any(counts.dropped_items or counts.dropped_batches for counts in dropped.values()):
+        """Log what export dropped, if anything: one WARNING per backend that rejected data, one for the rest.
+
+        A backend that answered with a rejection (an HTTP 4xx/5xx, a gRPC status other than UNAVAILABLE)
+        is up: its line names the answer and what to do (e.g. Phoenix takes traces only: turn metrics
+        off). Backends that refused the connection or never answered share the "unreachable" line.
+        """
+        failing = [g for g in self.guards if g.counts.dropped_items or g.counts.dropped_batches]
+        if not failing:
             return
-        endpoints = sorted({g.endpoint for g in self.guards if g.counts.dropped_batches})
-        parts = []
-        if "traces" in dropped:
-            parts.append(f"{dropped['traces'].dropped_items} spans")
-        if "metrics" in dropped:
-            parts.append(f"{dropped['metrics'].dropped_batches} metric batches ({dropped['metrics'].dropped_items} points)")
-        if "logs" in dropped:
-            parts.append(f"{dropped['logs'].dropped_items} log records")
-        logger.warning(
-            "llm-telemetry: OTLP backend unreachable at %s; dropped %s. Check OTEL_EXPORTER_OTLP_ENDPOINT and that the "
-            "collector is running.", ", ".join(endpoints), ", ".join(parts),
-        )
+        rejected = [g for g in failing if g.last_failure is not None and g.last_failure.kind == "rejected"]
+        for guard in rejected:
+            failure = guard.last_failure
+            assert failure is not None
+            logger.warning(
+                "llm-telemetry: the OTLP backend at %s is reachable but rejected our %s (%s); dropped %s. %s",
+                guard.endpoint, guard.signal, failure.detail, _dropped_parts([guard]), failure.advice(guard.signal),
+            )
+        unreachable = [g for g in failing if g not in rejected]
+        if unreachable:
+            endpoints = sorted({g.endpoint for g in unreachable})
+            logger.warning(
+                "llm-telemetry: OTLP backend unreachable at %s; dropped %s. Check OTEL_EXPORTER_OTLP_ENDPOINT and that the "
+                "collector is running.", ", ".join(endpoints), _dropped_parts(unreachable),
+            )
+
+
+def _dropped_parts(guards: Sequence[ExportGuard]) -> str:
+    """``5 spans, 1 metric batches (51 points)``: what ``guards`` dropped, by signal."""
+    dropped: dict[Signal, DropCounts] = {}
+    for guard in guards:
+        dropped[guard.signal] = dropped.get(guard.signal, DropCounts()) + guard.counts
+    parts = []
+    if "traces" in dropped:
+        parts.append(f"{dropped['traces'].dropped_items} spans")
+    if "metrics" in dropped:
+        parts.append(f"{dropped['metrics'].dropped_batches} metric batches ({dropped['metrics'].dropped_items} points)")
+    if "logs" in dropped:
+        parts.append(f"{dropped['logs'].dropped_items} log records")
+    return ", ".join(parts)
 
 
 def configure(
@@ -226,10 +250,8 @@ def configure(
     attrs.update(resource_attributes or {})
     if service_name:
         attrs["service.name"] = service_name
-    resource = Resource.create(attrs)
-    if a.OI_PROJECT_NAME not in resource.attributes and resource.attributes.get("service.name"):
-        # Phoenix files spans under this resource attribute, not service.name: by default, the service's name.
-        resource = resource.merge(Resource({a.OI_PROJECT_NAME: str(resource.attributes["service.name"])}))
+    # Phoenix files spans under openinference.project.name, not service.name: by default, the service's name.
+    resource = with_project_name(Resource.create(attrs))
 
     def choose(signal: Signal) -> list[ExporterChoice]:
         try:

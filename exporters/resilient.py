@@ -34,6 +34,8 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from llm_telemetry.exporters.failures import ExportFailure, from_exception, note_log_record, watching
+
 logger = logging.getLogger(__name__)
 
 Signal = Literal["traces", "metrics", "logs"]
@@ -54,20 +56,25 @@ _OTLP_LOGGERS = (
 _quiet_threads: set[int] = set()
 
 
-class _QuietAtShutdown(logging.Filter):
-    """Drops the stock exporters' per-attempt log lines from our export threads once shutdown began.
+class _ExporterLogs(logging.Filter):
+    """Reads the stock exporters' log lines: what they say about a failure, and whether to print them.
 
-    At exit a dead backend would otherwise print "retrying in 1.0s" / "aborting retry" for every signal;
-    `Providers.report_drops` says it once, with totals.
+    Every line first goes to `failures.note_log_record`, which tells the running export why it failed
+    (an HTTP 405, a gRPC UNIMPLEMENTED, a refused connection). Then the per-attempt lines from our export
+    threads are dropped once shutdown began: at exit a dead backend would otherwise print "retrying in
+    1.0s" / "aborting retry" for every signal; `Providers.report_drops` says it once, with totals.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        note_log_record(record)
         return record.thread not in _quiet_threads
 
 
-_quiet_filter = _QuietAtShutdown()
+_quiet_filter = _ExporterLogs()
 for _name in _OTLP_LOGGERS:
-    logging.getLogger(_name).addFilter(_quiet_filter)
+    # First in line: the exporters' own DuplicateFilter drops a repeated line (the same failure for metrics
+    # then for logs, within 20 s) and later filters never see it — nor would we, to classify it.
+    logging.getLogger(_name).filters.insert(0, _quiet_filter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +106,7 @@ class DropCounts:
 
 
 class _Job:
-    __slots__ = ("abandoned", "context", "done", "export", "items", "ok")
+    __slots__ = ("abandoned", "context", "done", "export", "failure", "items", "ok")
 
     def __init__(self, export: Callable[[], bool], items: int) -> None:
         self.export = export
@@ -108,6 +115,11 @@ class _Job:
         self.done = threading.Event()
         self.ok = False
         self.abandoned = False
+        self.failure: ExportFailure | None = None
+        """Why the export failed, if the exporter said (its log lines, or the exception it raised)."""
+
+    def note(self, failure: ExportFailure) -> None:
+        self.failure = failure
 
 
 class _Runner:
@@ -147,19 +159,21 @@ class _Runner:
                         return
                     job, self._job = self._job, None
                 try:
-                    job.ok = bool(job.context.run(_suppressed, job.export))
-                except Exception:
+                    job.ok = bool(job.context.run(_run_job, job))
+                except Exception as exc:
                     logger.debug("llm-telemetry: exporter raised", exc_info=True)
                     job.ok = False
+                    job.failure = from_exception(exc) or job.failure
                 self._on_done(job)
         finally:
             _quiet_threads.discard(threading.get_ident())  # thread ids are reused
 
 
-def _suppressed(export: Callable[[], bool]) -> bool:
-    """Run ``export`` with instrumentation off: the exporter's own HTTP/gRPC calls must not become spans."""
-    with suppress_instrumentation():
-        return export()
+def _run_job(job: _Job) -> bool:
+    """Run the export with instrumentation off (the exporter's own HTTP/gRPC calls must not become spans),
+    noting what the exporter's log lines say about a failure."""
+    with suppress_instrumentation(), watching(job.note):
+        return job.export()
 
 
 class ExportGuard:
@@ -189,6 +203,11 @@ class ExportGuard:
         self._in_outage = False
         self._outage_dropped = 0
         self._counts = DropCounts()
+        self._last_failure: ExportFailure | None = None
+        self.refused_for_good = False
+        self.closed = False
+        """`close` ran: the wrapper's shutdown is done (a second one, e.g. from two processors, does nothing)."""
+        """The last export failed because the backend refused the data itself (see `ExportFailure.permanent`)."""
         self._runner = _Runner(f"llm-telemetry-export-{signal}", self._job_done)
         if hasattr(os, "register_at_fork"):
             weak_reset = weakref.WeakMethod(self._after_fork)
@@ -213,6 +232,11 @@ class ExportGuard:
         """True when the last export attempt failed (the backend is believed down)."""
         return self._in_outage
 
+    @property
+    def last_failure(self) -> ExportFailure | None:
+        """Why the most recent failed export failed, when known (kept after a recovery: it explains the drops)."""
+        return self._last_failure
+
     def begin_shutdown(self, deadline: float) -> None:
         """From now on every export must finish by ``deadline`` (``time.monotonic()``), without retries."""
         self._deadline = min(self._deadline, deadline)
@@ -226,6 +250,7 @@ class ExportGuard:
 
     def close(self) -> None:
         """No more exports: later ones are skipped, and the worker thread ends."""
+        self.closed = True
         self.begin_shutdown(time.monotonic())
         self._runner.stop()
 
@@ -250,6 +275,7 @@ class ExportGuard:
             remaining = min(limit, self._deadline) - time.monotonic()
             if remaining <= 0 or job.done.wait(min(remaining, _POLL_S)):
                 break
+        failure: ExportFailure | None = None
         with self._lock:
             finished = job.done.is_set()
             if not finished:
@@ -264,15 +290,22 @@ class ExportGuard:
                 self._open_until = time.monotonic() + self.retry_backoff_s
                 first_failure, self._in_outage = not self._in_outage, True
                 self._outage_dropped += items
+                failure = job.failure if finished else ExportFailure("timeout", f"no answer within {time.monotonic() - started:.2f} s")
+                self._last_failure = failure or self._last_failure
+            self.refused_for_good = failure is not None and failure.permanent
         if ok and recovered:
             logger.info("llm-telemetry: %s export to %s works again (%d items dropped meanwhile)", self.signal, self.endpoint,
                         dropped_in_outage)
         elif not ok and first_failure:
             log = logger.info if self._deadline != float("inf") else logger.warning  # at shutdown the summary says it
+            why, advice = "", ""
+            if failure is not None and failure.kind == "rejected":
+                why, advice = f": the backend is reachable but rejected them ({failure.detail})", f". {failure.advice(self.signal)}"
+            elif failure is not None and failure.kind == "timeout":
+                why = f" ({failure.detail})"
             log(
-                "llm-telemetry: %s export to %s failed%s; skipping exports for %.1f s (their data is counted as dropped)",
-                self.signal, self.endpoint, "" if job.done.is_set() else f" (no answer within {time.monotonic() - started:.2f} s)",
-                self.retry_backoff_s,
+                "llm-telemetry: %s export to %s failed%s; skipping exports for %.1f s (their data is counted as dropped)%s",
+                self.signal, self.endpoint, why, self.retry_backoff_s, advice,
             )
         return "exported" if ok else ("failed" if finished else "abandoned")
 
@@ -323,7 +356,9 @@ class RetryBuffer:
     Why: one slow or failed export opens the circuit for ``export.retry_backoff_s``; without a buffer every
     batch in that window, and the failed one, would be lost although the backend is only briefly away.
     Only batches known not to have arrived are kept (failed, or skipped); one abandoned at the deadline
-    may still arrive, so it is not re-sent (no duplicates). Oldest items go first when the buffer is
+    may still arrive, so it is not re-sent (no duplicates); one the backend refused for good (an HTTP 4xx
+    or gRPC status the OTLP specification calls permanent, e.g. 405 from a traces-only backend) is
+    dropped, not kept: re-sent in front of every later batch it would get them refused too. Oldest items go first when the buffer is
     full; they are counted as dropped. Metrics need no buffer: with cumulative temporality (the
     default) the next export carries the totals.
     """
@@ -338,7 +373,7 @@ class RetryBuffer:
         with self._lock:
             items, self._items = [*self._items, *batch], []
         outcome = self._guard.export_outcome(lambda: deliver(items), len(items))
-        if outcome in ("failed", "skipped") and self._max > 0:
+        if outcome in ("failed", "skipped") and self._max > 0 and not (outcome == "failed" and self._guard.refused_for_good):
             keep = items[-self._max:]
             self._guard.retain(len(keep), outcome)
             with self._lock:
@@ -376,6 +411,8 @@ class ResilientSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
+        if self.guard.closed:  # once: the stock exporter warns "already shutdown" on a second call
+            return
         if len(self.retry_buffer):  # one last try within the shutdown deadline
             self.retry_buffer.send((), lambda batch: self.exporter.export(batch) is SpanExportResult.SUCCESS)
         self.retry_buffer.abandon()
@@ -422,6 +459,8 @@ class ResilientMetricExporter(MetricExporter):
         return bool(_safely(lambda: self.exporter.force_flush(timeout_millis=timeout_millis)))
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if self.guard.closed:
+            return
         self.guard.close()
         _safely(lambda: self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs))
 
@@ -451,6 +490,8 @@ class ResilientLogExporter(_LogExporterBase):  # type: ignore[misc,valid-type]
         return success if self.retry_buffer.send(batch, self._deliver) else failure
 
     def shutdown(self) -> None:
+        if self.guard.closed:
+            return
         if len(self.retry_buffer):
             self.retry_buffer.send((), self._deliver)
         self.retry_buffer.abandon()

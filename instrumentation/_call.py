@@ -203,6 +203,7 @@ class CallSpan:
             record.input_tokens = estimate
             record.input_tokens_estimated = True
             attrs[a.USAGE_INPUT_TOKENS_ESTIMATED] = True
+            attrs[a.USAGE_INPUT_TOKENS_ESTIMATE] = estimate  # never as gen_ai.usage.input_tokens
 
     def _stream_timing(
         self, record: GenAICall, attrs: dict[str, AttributeValue], times: Sequence[float], end_reason: str | None
@@ -217,6 +218,7 @@ class CallSpan:
             record.output_tokens = estimate_tokens(record.output_text or "", len(times))
             record.output_tokens_estimated = True
             attrs[a.USAGE_OUTPUT_TOKENS_ESTIMATED] = True
+            attrs[a.USAGE_OUTPUT_TOKENS_ESTIMATE] = record.output_tokens  # never as gen_ai.usage.output_tokens
 
         def wall(t: float) -> int:
             return self.start_ns + int((t - t0) * 1e9)
@@ -333,9 +335,9 @@ def _response_attributes(record: GenAICall, attrs: dict[str, AttributeValue]) ->
         attrs[a.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = record.system_fingerprint
     if record.finish_reasons:
         attrs[a.RESPONSE_FINISH_REASONS] = list(record.finish_reasons)
-    if record.input_tokens is not None:
+    if record.input_tokens is not None and not record.input_tokens_estimated:
         attrs[a.USAGE_INPUT_TOKENS] = record.input_tokens
-    if record.output_tokens is not None:
+    if record.output_tokens is not None and not record.output_tokens_estimated:
         attrs[a.USAGE_OUTPUT_TOKENS] = record.output_tokens
     if record.cache_read_tokens:
         attrs[a.USAGE_CACHE_READ_INPUT_TOKENS] = record.cache_read_tokens

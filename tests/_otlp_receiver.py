@@ -11,6 +11,11 @@ behaviour) is only tested honestly against a socket. Both receivers store the de
         assert spans[0].resource["service.name"] == "demo"
         assert "gen_ai.client.token.usage" in rx.metric_names()
 
+``signals=("traces",)`` makes a traces-only backend like Arize Phoenix: the gRPC receiver does not
+serve the other services (gRPC UNIMPLEMENTED), the HTTP one answers their paths with 405. The HTTP
+receiver's ``answers`` is a queue of HTTP statuses to answer the next requests with, before accepting
+normally (a backend that rejects, then recovers).
+
 `BlackholeServer` accepts TCP connections and never answers (a hung backend); `unused_port()` gives a
 port nobody listens on (a backend that is down).
 """
@@ -22,7 +27,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -197,12 +202,15 @@ class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
 class OtlpGrpcReceiver(_ReceiverBase):
     """An OTLP/gRPC collector (traces, metrics, logs) on 127.0.0.1; ``endpoint`` is ``http://127.0.0.1:PORT``."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, signals: Collection[str] = ("traces", "metrics", "logs")) -> None:
         super().__init__()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self._store), self._server)
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self._store), self._server)
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self._store), self._server)
+        if "traces" in signals:
+            trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self._store), self._server)
+        if "metrics" in signals:
+            metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self._store), self._server)
+        if "logs" in signals:
+            logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self._store), self._server)
         self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
@@ -226,9 +234,12 @@ _HTTP_PATHS = {
 class OtlpHttpReceiver(_ReceiverBase):
     """An OTLP/HTTP (protobuf) collector on 127.0.0.1 accepting POSTs at /v1/traces, /v1/metrics, /v1/logs."""
 
-    def __init__(self) -> None:
+    def __init__(self, signals: Collection[str] = ("traces", "metrics", "logs")) -> None:
         super().__init__()
         store = self._store
+        self.answers: list[int] = []
+        answers = self.answers
+        served = {f"/v1/{signal}" for signal in signals}
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -238,6 +249,12 @@ class OtlpHttpReceiver(_ReceiverBase):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if route is None:
                     self._reply(404, b"")
+                    return
+                if self.path not in served:
+                    self._reply(405, b"")
+                    return
+                if answers:
+                    self._reply(answers.pop(0), b"")
                     return
                 encoding = self.headers.get("Content-Encoding", "").lower()
                 if encoding == "gzip":

@@ -249,3 +249,16 @@ def test_an_enricher_that_cannot_be_built_costs_only_itself(
     (span,) = memory.get_finished_spans()
     assert span.attributes[a.USAGE_INPUT_TOKENS] == 1000
     assert a.COST_TOTAL_USD not in span.attributes
+
+
+def test_synchronous_export_shuts_down_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    """``batch_spans=False`` (scripts, demos): the exporter is shut down once, so the stock OTLP exporter does not
+    log "Exporter already shutdown, ignoring call" at exit."""
+    with OtlpGrpcReceiver() as rx:
+        providers = configure(set_global=False, settings=COST_ONLY, endpoint=rx.endpoint, metric_readers=[], batch_spans=False)
+        with providers.tracer_provider.get_tracer("app").start_as_current_span("work"):
+            pass
+        with caplog.at_level(logging.WARNING):
+            providers.shutdown()
+        assert [s.name for s in rx.spans()] == ["work"]
+    assert not [r for r in caplog.records if "already shutdown" in r.getMessage()]

@@ -177,11 +177,16 @@ def _span_row(span: SpanRecord) -> tuple[Any, ...]:
         span.start_ns, span.end_ns, "error" if span.error else "ok", get(a.ERROR_TYPE),
         get(a.OPERATION_NAME), get(a.PROVIDER_NAME) or get(a.LEGACY_PROVIDER), get(a.REQUEST_MODEL), get(a.RESPONSE_MODEL),
         get(a.FEATURE), get(a.USER_ID), get(a.SESSION_ID),
-        _number(get(a.USAGE_INPUT_TOKENS)), _number(get(a.USAGE_OUTPUT_TOKENS)), _number(get(a.COST_TOTAL_USD)),
+        _number(_first(get(a.USAGE_INPUT_TOKENS), get(a.USAGE_INPUT_TOKENS_ESTIMATE))),
+        _number(_first(get(a.USAGE_OUTPUT_TOKENS), get(a.USAGE_OUTPUT_TOKENS_ESTIMATE))), _number(get(a.COST_TOTAL_USD)),
         (span.end_ns - span.start_ns) / 1e9, _number(get(a.RESPONSE_TIME_TO_FIRST_CHUNK)), _number(get(a.STREAM_TBT_P95)),
         _number(get(a.STREAM_TBT_P99)), _number(get(a.STREAM_OUTPUT_TOKENS_PER_SECOND)),
         get(a.SAFETY_ACTION), 1 if get(a.SAFETY_JUDGE_FLAGGED) else 0, get(a.PROMPT_FINGERPRINT), _json(attrs),
     )
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
 
 
 def _number(value: Any) -> float | int | None:

@@ -142,6 +142,7 @@ OpenInferenceAttribute = Literal[
     "output.mime_type",
     "metadata",
     "tag.tags",
+    "embedding.model_name",
 ]
 OI_SPAN_KIND: Final = "openinference.span.kind"
 OI_PROJECT_NAME: Final = "openinference.project.name"
@@ -157,6 +158,9 @@ OI_OUTPUT_VALUE: Final = "output.value"
 OI_OUTPUT_MIME_TYPE: Final = "output.mime_type"
 OI_METADATA: Final = "metadata"
 OI_TAGS: Final = "tag.tags"
+OI_EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
+OI_EMBEDDING_TEXT: Final = "embedding.embeddings.{index}.embedding.text"
+"""The text of the ``index``-th input of an embeddings call (``.format(index=0)``); content, capture on only."""
 
 # --- llm_telemetry.* : our own names ------------------------------------------------------------------
 OwnAttribute = Literal[
@@ -176,6 +180,8 @@ OwnAttribute = Literal[
     "llm_telemetry.usage.output_tokens_estimated",
     "llm_telemetry.usage.input_tokens_estimated",
     "llm_telemetry.usage.invalid",
+    "llm_telemetry.usage.output_tokens_estimate",
+    "llm_telemetry.usage.input_tokens_estimate",
     "llm_telemetry.content.truncated",
     # cost
     "llm_telemetry.cost.total_usd",
@@ -308,13 +314,22 @@ STREAM_END_REASON: Final = "llm_telemetry.stream.end_reason"
 CALL_END_REASON: Final = "llm_telemetry.call.end_reason"
 """A non-streamed call that did not complete and did not fail: ``cancelled`` (``STATUS_RULE``)."""
 USAGE_OUTPUT_TOKENS_ESTIMATED: Final = "llm_telemetry.usage.output_tokens_estimated"
-"""``gen_ai.usage.output_tokens`` is our estimate (a stream without usage); not recorded in the semconv histogram."""
+"""The output count is our estimate (``llm_telemetry.usage.output_tokens_estimate``; a stream without usage)."""
 USAGE_INPUT_TOKENS_ESTIMATED: Final = "llm_telemetry.usage.input_tokens_estimated"
-"""``gen_ai.usage.input_tokens`` is our estimate from the request (a stream without usage: ~4 characters per
-token over the message text, plus a few per message); not recorded in the semconv histogram."""
+"""The input count is our estimate from the request (``llm_telemetry.usage.input_tokens_estimate``: ~4 characters
+per token over the message text, plus a few per message); not recorded in the semconv histogram."""
 USAGE_INVALID: Final = "llm_telemetry.usage.invalid"
 """Names of the usage attributes (``gen_ai.usage.input_tokens`` …) whose reported value was rejected as
 negative, non-integral, boolean or absurd (> ``llm_telemetry.record.MAX_TOKEN_COUNT``); they are left unset."""
+USAGE_INPUT_TOKENS_ESTIMATE: Final = "llm_telemetry.usage.input_tokens_estimate"
+"""Our estimate of the input tokens of a stream that reported no usage; like the output estimate, never put in
+``gen_ai.usage.input_tokens`` (backends read that as the provider's count)."""
+USAGE_OUTPUT_TOKENS_ESTIMATE: Final = "llm_telemetry.usage.output_tokens_estimate"
+"""Our estimate of the output tokens of a stream that reported no usage (chunks and characters).
+
+It is never put in ``gen_ai.usage.output_tokens``: backends read that as the provider's count (Arize
+Phoenix turns it into ``llm.token_count.completion``), and the token-usage metric counts only reported
+tokens too. The cost of such a call is computed from the estimate (``llm_telemetry.cost.*``)."""
 CONTENT_TRUNCATED: Final = "llm_telemetry.content.truncated"
 
 COST_TOTAL_USD: Final = "llm_telemetry.cost.total_usd"

@@ -114,9 +114,10 @@ def _print_spans(spans: list[ReadableSpan]) -> None:
             if span is story[1]:
                 print(f"{'  … ' + str(len(story) - 2) + ' more invoice-dates calls (first and last shown)':60}")
             continue
-        tokens = f"{attrs.get(a.USAGE_INPUT_TOKENS, '-')}/{attrs.get(a.USAGE_OUTPUT_TOKENS, '-')}"
-        if attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED):
-            tokens += "~"
+        if a.USAGE_OUTPUT_TOKENS_ESTIMATE in attrs:  # a stream without usage: our estimate, marked as such
+            tokens = f"{attrs.get(a.USAGE_INPUT_TOKENS, '-')}/{attrs[a.USAGE_OUTPUT_TOKENS_ESTIMATE]}~"
+        else:
+            tokens = f"{attrs.get(a.USAGE_INPUT_TOKENS, '-')}/{attrs.get(a.USAGE_OUTPUT_TOKENS, '-')}"
         cost = _fmt(attrs.get(a.COST_TOTAL_USD), ".6f")
         if attrs.get(a.COST_UNKNOWN_MODEL):
             cost = "unknown"
@@ -167,6 +168,7 @@ def _otlp_processor() -> SpanProcessor | None:
 
 
 def run(otlp: bool = False, state_dir: Path | None = None) -> int:
+    from llm_telemetry.exporters.openinference import with_project_name
     from llm_telemetry.fake_provider import FakeProvider
     from llm_telemetry.instrumentation.anthropic import AnthropicInstrumentor
     from llm_telemetry.instrumentation.openai import OpenAIInstrumentor
@@ -184,8 +186,10 @@ def run(otlp: bool = False, state_dir: Path | None = None) -> int:
     readers: list[MetricReader] = [
         reader, PeriodicExportingMetricReader(StoreMetricExporter(str(store_path)), export_interval_millis=3_600_000),
     ]
-    meter_provider = MeterProvider(metric_readers=readers, resource=Resource.create({"service.name": "llm-telemetry-demo"}))
-    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "llm-telemetry-demo"}))
+    # The project name: sent to Arize Phoenix, the demo's spans land in its own project, not "default".
+    resource = with_project_name(Resource.create({"service.name": "llm-telemetry-demo"}))
+    meter_provider = MeterProvider(metric_readers=readers, resource=resource)
+    tracer_provider = TracerProvider(resource=resource)
     # One enrichment pipeline, fanned out to the in-memory exporter (printed below) and optionally OTLP.
     sinks = SynchronousMultiSpanProcessor()
     sinks.add_span_processor(SimpleSpanProcessor(exporter))

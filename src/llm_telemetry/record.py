@@ -265,8 +265,11 @@ def _from_attributes(cls: type[GenAICall], attrs: Mapping[str, Any]) -> GenAICal
         return None
     provider = _str(_first(attrs, a.PROVIDER_NAME, a.LEGACY_PROVIDER)) or "unknown"
     rejected: list[str] = []
-    input_tokens = _checked(a.USAGE_INPUT_TOKENS, _first(attrs, a.USAGE_INPUT_TOKENS, a.LEGACY_PROMPT_TOKENS), rejected)
-    output_tokens = _checked(a.USAGE_OUTPUT_TOKENS, _first(attrs, a.USAGE_OUTPUT_TOKENS, a.LEGACY_COMPLETION_TOKENS), rejected)
+    reported_input = _checked(a.USAGE_INPUT_TOKENS, _first(attrs, a.USAGE_INPUT_TOKENS, a.LEGACY_PROMPT_TOKENS), rejected)
+    estimated_input = _checked(a.USAGE_INPUT_TOKENS_ESTIMATE, attrs.get(a.USAGE_INPUT_TOKENS_ESTIMATE), rejected)  # ours
+    input_tokens = reported_input if reported_input is not None else estimated_input
+    reported_output = _checked(a.USAGE_OUTPUT_TOKENS, _first(attrs, a.USAGE_OUTPUT_TOKENS, a.LEGACY_COMPLETION_TOKENS), rejected)
+    estimated_output = _checked(a.USAGE_OUTPUT_TOKENS_ESTIMATE, attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATE), rejected)  # ours
     cache_read = _checked(
         a.USAGE_CACHE_READ_INPUT_TOKENS, _first(attrs, a.USAGE_CACHE_READ_INPUT_TOKENS, a.LEGACY_CACHE_READ_TOKENS), rejected
     )
@@ -304,12 +307,14 @@ def _from_attributes(cls: type[GenAICall], attrs: Mapping[str, Any]) -> GenAICal
         finish_reasons=tuple(reasons) if isinstance(reasons, Sequence) and not isinstance(reasons, str) else (),
         streaming=bool(attrs.get(a.REQUEST_STREAM, False)),
         input_tokens=input_tokens,
-        output_tokens=output_tokens,
+        output_tokens=reported_output if reported_output is not None else estimated_output,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
-        output_tokens_estimated=bool(attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED, False)),
+        output_tokens_estimated=bool(attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED, False))
+        or (reported_output is None and estimated_output is not None),
         system_fingerprint=_str(_first(attrs, a.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, a.LEGACY_OPENAI_SYSTEM_FINGERPRINT)),
-        input_tokens_estimated=bool(attrs.get(a.USAGE_INPUT_TOKENS_ESTIMATED, False)),
+        input_tokens_estimated=bool(attrs.get(a.USAGE_INPUT_TOKENS_ESTIMATED, False))
+        or (reported_input is None and estimated_input is not None),
         usage_invalid=_usage_invalid(attrs, rejected),
         timings=timings,
         error_type=_str(attrs.get(a.ERROR_TYPE)),
