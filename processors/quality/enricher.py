@@ -27,7 +27,7 @@ from llm_telemetry import attributes as a
 from llm_telemetry.processors.base import EnricherContext, Enrichment, EnrichmentEvent
 from llm_telemetry.processors.metrics import Tally
 from llm_telemetry.processors.quality import decisions
-from llm_telemetry.processors.quality.alerts import AlertBook
+from llm_telemetry.processors.quality.alerts import Alert, AlertBook
 from llm_telemetry.processors.quality.background import DriftRunner, OutputStatsRunner
 from llm_telemetry.processors.quality.feedback import current_feedback_tracker
 from llm_telemetry.processors.quality.model_watch import ModelWatch
@@ -38,6 +38,15 @@ from llm_telemetry.record import GenAICall
 logger = logging.getLogger(__name__)
 
 _FINGERPRINT_PERSON = b"llm-telemetry"
+
+
+def quality_alerts() -> list[Alert]:
+    """The quality alerts firing now in this process (the default chain's alert book); [] without one."""
+    from llm_telemetry.processors.chain import default_chain
+
+    chain = default_chain()
+    quality = next((e for e in chain.enrichers if isinstance(e, QualityEnricher)), None) if chain is not None else None
+    return quality.alerts.active() if quality is not None else []
 
 
 def prompt_fingerprint(call: GenAICall) -> str | None:

@@ -9,6 +9,8 @@ Public API:
 - `feedback`, `feedback_report` — user feedback tied to its call (log record in the call's trace), rates.
 - `session_event`, `session_report` — task completion, abandonment and turns per session.
 - `remember_call` — the per-call hook that ties feedback by response id (the pipeline calls it).
+- `add_validator`, `remove_validator` — output validators added at run time (besides the validators file).
+- `quality_alerts` — the quality alerts currently firing in this process.
 """
 
 from llm_telemetry.attribution import attribute, current_attribution
@@ -18,13 +20,16 @@ from llm_telemetry.side_channel import side_channel
 __all__ = [
     "GenAICall",
     "StreamTimings",
+    "add_validator",
     "attribute",
     "current_attribution",
     "evaluate",
     "feedback",
     "feedback_report",
     "guard",
+    "quality_alerts",
     "remember_call",
+    "remove_validator",
     "session_event",
     "session_report",
     "side_channel",
@@ -41,6 +46,9 @@ _LAZY: dict[str, str] = {
     "remember_call": "llm_telemetry.processors.quality.feedback",
     "session_event": "llm_telemetry.processors.quality.sessions",
     "session_report": "llm_telemetry.processors.quality.sessions",
+    "add_validator": "llm_telemetry.processors.quality.validator_set",
+    "remove_validator": "llm_telemetry.processors.quality.validator_set",
+    "quality_alerts": "llm_telemetry.processors.quality.enricher",
 }
 
 
