@@ -10,7 +10,6 @@ prose or code fences, scores as strings or outside 0..1); an answer with no usab
 
 from __future__ import annotations
 
-import json
 import os
 import string
 import threading
@@ -20,15 +19,12 @@ from typing import Any
 
 from llm_telemetry.attribution import attribute
 from llm_telemetry.config import EvalSettings
+from llm_telemetry.processors.judge_answer import JudgeAnswerError, json_object_in
 
 PROMPT_FILE = "faithfulness_prompt.txt"
 JUDGE_FEATURE = "eval_judge"
 MAX_CHARS = 8000
 """Context, question and answer are each truncated to this many characters: bounded judge cost."""
-
-
-class JudgeAnswerError(ValueError):
-    """The judge model's answer had no usable score."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +36,7 @@ class JudgeScore:
 
 def parse_score(answer: str | None) -> JudgeScore:
     """The score in a judge's answer: the outermost ``{...}``, ``score`` clamped to 0..1."""
-    if not answer or not answer.strip():
-        raise JudgeAnswerError("the judge's answer is empty")
-    start, end = answer.find("{"), answer.rfind("}")
-    if start < 0 or end < start:
-        raise JudgeAnswerError("the judge's answer holds no JSON object")
-    try:
-        data = json.loads(answer[start : end + 1])
-    except ValueError:
-        raise JudgeAnswerError("the judge's answer holds malformed JSON") from None
-    if not isinstance(data, dict) or "score" not in data:
-        raise JudgeAnswerError("the judge's answer has no `score` field")
+    data = json_object_in(answer, "score")
     try:
         score = float(data["score"])
     except (TypeError, ValueError):

@@ -11,7 +11,6 @@ SDK; it never reaches a span, a log or the review queue.
 
 from __future__ import annotations
 
-import json
 import os
 import string
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_telemetry.config import ConfigError, JudgeSettings, env_var
+from llm_telemetry.processors.judge_answer import JudgeAnswerError, json_object_in
 from llm_telemetry.processors.safety.judge import JudgeVerdict
 
 DEFAULT_PROMPT_FILE = "judge_prompt.txt"
@@ -28,10 +28,6 @@ MAX_JUDGED_CHARS = 8000
 """Prompt and output are truncated to this many characters each: bounded judge cost per call."""
 MAX_EXPLANATION_CHARS = 500
 _NO_PROMPT = "(not available)"
-
-
-class JudgeAnswerError(ValueError):
-    """The judge model's answer had no usable verdict."""
 
 
 def load_template(path: Path | None) -> string.Template:
@@ -72,17 +68,7 @@ def _score(value: Any) -> float | None:
 
 def parse_verdict(answer: str | None) -> JudgeVerdict:
     """The verdict in a judge model's answer: the outermost ``{...}`` in it, read leniently."""
-    if not answer or not answer.strip():
-        raise JudgeAnswerError("the judge's answer is empty")
-    start, end = answer.find("{"), answer.rfind("}")
-    if start < 0 or end < start:
-        raise JudgeAnswerError("the judge's answer holds no JSON object")
-    try:
-        data = json.loads(answer[start : end + 1])
-    except ValueError:
-        raise JudgeAnswerError("the judge's answer holds malformed JSON") from None
-    if not isinstance(data, dict) or "flagged" not in data:
-        raise JudgeAnswerError("the judge's answer has no `flagged` field")
+    data = json_object_in(answer, "flagged")
     category = data.get("category")
     category = category.strip() if isinstance(category, str) and category.strip().lower() not in ("", "none", "null") else None
     explanation = data.get("explanation")
