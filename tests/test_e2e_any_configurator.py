@@ -73,3 +73,26 @@ def test_an_app_that_builds_its_own_tracer_provider_is_enriched(fake_provider, t
     assert plain.attributes[a.SAFETY_FLAGGED] is False
     assert leaky.attributes[a.SAFETY_FLAGGED] is True and leaky.attributes[a.ENRICHED] is True
     assert {a.METRIC_COST, a.METRIC_SAFETY_FLAGS} <= names
+
+
+def test_a_bad_setting_or_pricing_file_costs_only_what_it_belongs_to(fake_provider, tmp_path) -> None:
+    """The new user's try: LLM_TELEMETRY_JUDGE_SAMPLE_RATE=abc used to cost every span (tracebacks, nothing
+    exported), and a bad pricing file turned off the safety screen too."""
+    pricing = tmp_path / "pricing.toml"
+    pricing.write_text("[models.gpt-4o-mini]\ninput = 'cheap'\n", encoding="utf-8")
+    env = _llm_app_env(fake_provider, tmp_path, OTEL_PYTHON_DISTRO=None, LLM_TELEMETRY_JUDGE_SAMPLE_RATE="abc",
+                       LLM_TELEMETRY_COST_PRICING_FILE=str(pricing))
+    with OtlpGrpcReceiver() as rx:
+        run = run_instrumented(rx.endpoint, script=APPS / "llm_app.py", env=env, timeout=120)
+        assert run.returncode == 0, run.stderr
+        spans = rx.wait_for_spans(3, timeout=10)
+    assert "Traceback" not in run.stderr, run.stderr
+    assert "LLM_TELEMETRY_JUDGE_SAMPLE_RATE" in run.stderr and "using the default 0.0" in run.stderr
+    assert str(pricing) in run.stderr and "'cost' enricher is off" in run.stderr
+    genai = [s for s in spans if a.OPERATION_NAME in s.attributes]
+    assert len(genai) == 3
+    for span in genai:
+        assert a.COST_TOTAL_USD not in span.attributes  # the cost enricher is off ...
+        assert a.SAFETY_FLAGGED in span.attributes  # ... the safety screen is not
+    claude = next(s for s in genai if "claude" in s.name)
+    assert claude.attributes[a.SAFETY_FLAGGED] is True
