@@ -25,6 +25,7 @@ import numpy as np
 from llm_telemetry import attributes as a
 from llm_telemetry.config import Settings
 from llm_telemetry.exporters.store.db import TelemetryStore
+from llm_telemetry.progress import Progress
 
 HOUR_NS = 3600 * 10**9
 LOOP_MIN_REPEATS = 3
@@ -46,24 +47,38 @@ class Window:
         return sql, params
 
 
-def build_report(store: TelemetryStore, window: Window, settings: Settings, *, review_open: int | None = None) -> dict[str, Any]:
-    """Everything the report shows, as JSON-ready data."""
+def build_report(
+    store: TelemetryStore, window: Window, settings: Settings, *, review_open: int | None = None, progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Everything the report shows, as JSON-ready data (``progress`` advances once per section: large stores)."""
+    step = progress.advance if progress is not None else (lambda: None)
     where, params = window.where()
     rows = store.query(
         f"SELECT feature, request_model, response_model, status, ttft_s, tbt_p95_s, tbt_p99_s, tokens_per_s, duration_s,"
         f" cost_usd, end_ns FROM spans WHERE {where}", params,
     )
-    return {
+    step()
+    report: dict[str, Any] = {
         "window": {"since": _iso(window.since_ns), "until": _iso(window.until_ns), "feature": window.feature,
                    "calls": len(rows), "store": str(store.path)},
-        "latency": {"by_model": _latency(rows, "model", settings), "by_feature": _latency(rows, "feature", settings)},
-        "cost": _cost(store, window, rows, settings),
-        "loops": _loops(store, window),
-        "safety": _safety(store, window, review_open),
-        "quality": _quality_metrics(store, window),
-        "alerts": _alerts(store, window),
-        "series": _series(rows, window),
     }
+    sections = (
+        ("latency", lambda: {"by_model": _latency(rows, "model", settings), "by_feature": _latency(rows, "feature", settings)}),
+        ("cost", lambda: _cost(store, window, rows, settings)),
+        ("loops", lambda: _loops(store, window)),
+        ("safety", lambda: _safety(store, window, review_open)),
+        ("quality", lambda: _quality_metrics(store, window)),
+        ("alerts", lambda: _alerts(store, window)),
+        ("series", lambda: _series(rows, window)),
+    )
+    for name, compute in sections:
+        report[name] = compute()
+        step()
+    return report
+
+
+REPORT_STEPS = 8
+"""Progress steps of `build_report`: the span read, then one per section."""
 
 
 def _group_key(row: sqlite3.Row, by: str) -> str:

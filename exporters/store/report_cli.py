@@ -12,7 +12,8 @@ from typing import Any
 
 from llm_telemetry.config import ConfigError, get_settings
 from llm_telemetry.exporters.store.db import TelemetryStore
-from llm_telemetry.exporters.store.report import Window, build_report, parse_time
+from llm_telemetry.exporters.store.report import REPORT_STEPS, Window, build_report, parse_time
+from llm_telemetry.progress import Progress
 
 
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -105,7 +106,9 @@ def _main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--since/--until: {exc}") from None
     store = TelemetryStore(path, settings.store.retention_days)
-    report = build_report(store, Window(since, until, args.feature), settings, review_open=_open_review_items())
+    progress = Progress(REPORT_STEPS, unit="report sections")
+    report = build_report(store, Window(since, until, args.feature), settings, review_open=_open_review_items(), progress=progress)
+    progress.close()
     if args.html:
         from llm_telemetry.exporters.store.html_page import render_html
 
