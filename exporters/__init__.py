@@ -6,7 +6,8 @@
 """
 
 from llm_telemetry.exporters.providers import Providers, active_providers, configure, genai_views
-from llm_telemetry.exporters.resilient import DropCounts, ResilientLogExporter, ResilientMetricExporter, ResilientSpanExporter
+from llm_telemetry.exporters.resilient import DropCounts
+from llm_telemetry.exporters.resilient_exporters import ResilientLogExporter, ResilientMetricExporter, ResilientSpanExporter
 
 __all__ = [
     "DropCounts",

@@ -35,16 +35,8 @@ from llm_telemetry import __version__
 from llm_telemetry import attributes as a
 from llm_telemetry.config import ConfigError, Settings, get_settings, load_settings_leniently, set_settings
 from llm_telemetry.exporters.openinference import with_project_name
-from llm_telemetry.exporters.resilient import (
-    REASON_FAILED,
-    REASON_SKIPPED,
-    DropCounts,
-    ExportGuard,
-    ResilientLogExporter,
-    ResilientMetricExporter,
-    ResilientSpanExporter,
-    Signal,
-)
+from llm_telemetry.exporters.resilient import REASON_FAILED, REASON_SKIPPED, DropCounts, ExportGuard, Signal
+from llm_telemetry.exporters.resilient_exporters import ResilientLogExporter, ResilientMetricExporter, ResilientSpanExporter
 from llm_telemetry.exporters.selection import ExporterChoice, choose_exporters
 
 logger = logging.getLogger(__name__)

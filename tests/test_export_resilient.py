@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from llm_telemetry.exporters.resilient import DropCounts, ResilientMetricExporter, ResilientSpanExporter
+from llm_telemetry.exporters.resilient import DropCounts
+from llm_telemetry.exporters.resilient_exporters import ResilientMetricExporter, ResilientSpanExporter
 
 RESILIENT_LOGGER = "llm_telemetry.exporters.resilient"
 
