@@ -249,3 +249,19 @@ def test_change_split_finds_a_clear_step_and_admits_when_there_is_none():
     step = np.concatenate([rng.normal(0, 0.1, 30), rng.normal(1, 0.1, 20)])
     assert change_split(step) == (30, False)
     assert change_split(rng.normal(0, 0.1, 50)) == (0, True)
+
+
+def test_a_reference_of_identical_outputs_calibrates_and_still_sees_a_change() -> None:
+    """A feature that always answers the same text: calibration must not fail (it used to raise IndexError)."""
+    monitor = DriftMonitor(HashingEmbedder(), DriftConfig(reference_size=60, window_size=10, ert=50, batch_size=10, seed=3))
+    key = ("yes-feature", "m")
+    decisions = []
+    for i in range(80):
+        decisions += monitor.observe(key, "yes", 1_000 + i, trace_id=i + 1)
+    decisions += monitor.flush()
+    assert monitor.stats.calibration_failures == 0
+    assert not any(d.alert for d in decisions)
+    for i in range(40):
+        decisions += monitor.observe(key, f"I cannot help with request number {i} today, sorry.", 2_000 + i, trace_id=100 + i)
+    decisions += monitor.flush()
+    assert any(d.alert for d in decisions)

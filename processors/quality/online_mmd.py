@@ -74,6 +74,9 @@ def simulated_window_mmds(kernel: np.ndarray, col_sums: np.ndarray, ext: np.ndar
     return s_xx[:, None] / (m * (m - 1)) + s_yy / (w * (w - 1)) - 2.0 * s_xy / (m * w)
 
 
+_SCORE_TOLERANCE = 1e-6
+
+
 @dataclass(frozen=True, slots=True)
 class OnlineStep:
     """One update: the window's MMD² against the sub-reference and the threshold it is compared with."""
@@ -85,7 +88,10 @@ class OnlineStep:
 
     @property
     def drift(self) -> bool:
-        return self.score > self.threshold
+        # MMD² of an RBF kernel lies in [0, 2]; the live score is summed incrementally from float32 embeddings
+        # and the thresholds by simulation, so identical outputs differ by rounding (~1e-7): a margin far below
+        # any real shift (1e-3 and up).
+        return self.score > self.threshold + _SCORE_TOLERANCE
 
 
 class OnlineMMD:
@@ -144,8 +150,12 @@ class OnlineMMD:
         for step in range(w):
             column = mmds[alive, step]
             min_alive = min(min_alive, len(column))
-            thresholds[step] = np.quantile(column, level)
-            alive &= mmds[:, step] < thresholds[step]
+            # No stream left (cannot happen with the tie rule below, kept as a guard): reuse the last threshold.
+            thresholds[step] = np.quantile(column, level) if len(column) else thresholds[max(0, step - 1)]
+            # A stream survives unless it *exceeds* the threshold (an alarm is `score > threshold`). With ties —
+            # a reference of identical outputs, e.g. a feature that always answers "yes" — every stream sits at
+            # the quantile: `<` would drop them all and leave nothing to calibrate the next step on.
+            alive &= mmds[:, step] <= thresholds[step]
         return thresholds, min_alive
 
     def _split(self, kernel: np.ndarray) -> None:
