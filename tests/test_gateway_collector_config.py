@@ -1,7 +1,8 @@
 """collector-config/otelcol-loadbalancing.yaml: the scale-out tier in front of the gateways, checked structurally.
 
-(The real Collector validates and runs it where Go is available; here: wiring, and that its idea of a GenAI
-span is the gateway's, so no GenAI span bypasses the gateways and no other span is sent to them.)
+(tests/test_otelcol_real.py validates it with the real Collector and tests/test_otelcol_scaleout.py runs it in
+front of two real gateways; here, without Go: wiring, and that its idea of a GenAI span is the gateway's, so no
+GenAI span bypasses the gateways and no other span is sent to them.)
 """
 
 from __future__ import annotations
@@ -73,4 +74,4 @@ def test_genai_spans_are_routed_by_user_to_the_gateways() -> None:
     assert balancer["protocol"]["otlp"]["retry_on_failure"]["enabled"] is True
     assert all(host.endswith(":4317") for host in balancer["resolver"]["static"]["hostnames"])
     for name in ("traces/other", "metrics", "logs"):
-        assert pipelines[name]["exporters"] == ["otlp/backend"], name
+        assert pipelines[name]["exporters"] == ["otlp_grpc/backend"], name

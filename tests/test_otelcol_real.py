@@ -44,7 +44,7 @@ from llm_telemetry import attributes as a
 pytestmark = REAL_BINARY_TIMEOUT
 
 OTELCOL = CONFIG_DIR / "otelcol.yaml"
-LOADBALANCING = CONFIG_DIR / "loadbalancing.yaml"
+LOADBALANCING = CONFIG_DIR / "otelcol-loadbalancing.yaml"
 JAEGER = CONFIG_DIR / "jaeger.yaml"
 COLLECTOR_CONFIGS = [OTELCOL, LOADBALANCING]
 
@@ -63,20 +63,18 @@ def commented_block(path: Path, first_line: str) -> str:
 
 
 def variants(tmp_path: Path) -> list[Path]:
-    """The documented alternatives, rendered: remote write instead of `prometheus`, routing by user."""
+    """The documented alternatives, rendered: remote write instead of `prometheus`, routing by trace id."""
     config = yaml.safe_load(OTELCOL.read_text(encoding="utf-8"))
     remote_write = yaml.safe_load(commented_block(OTELCOL, "prometheusremotewrite:"))
     config["exporters"].update(remote_write)
     del config["exporters"]["prometheus"]
     config["service"]["pipelines"]["metrics"]["exporters"] = ["prometheusremotewrite"]
-    by_user = yaml.safe_load(LOADBALANCING.read_text(encoding="utf-8"))
-    routing = yaml.safe_load("\n".join(
-        line.strip().removeprefix("# ") for line in LOADBALANCING.read_text(encoding="utf-8").splitlines()
-        if line.strip().startswith(("# routing_key: attributes", "# routing_attributes:"))
-    ))
-    assert routing == {"routing_key": "attributes", "routing_attributes": ["user.id"]}
-    by_user["exporters"]["loadbalancing/traces"].update(routing)
-    return [write_yaml(tmp_path / "otelcol-remote-write.yaml", config), write_yaml(tmp_path / "loadbalancing-by-user.yaml", by_user)]
+    # The alternative otelcol-loadbalancing.yaml names: whole traces per gateway (budgets from Prometheus).
+    by_trace = yaml.safe_load(LOADBALANCING.read_text(encoding="utf-8"))
+    balancer = by_trace["exporters"]["loadbalancing/genai_by_user"]
+    assert balancer.pop("routing_attributes") == ["user.id"]
+    balancer["routing_key"] = "traceID"
+    return [write_yaml(tmp_path / "otelcol-remote-write.yaml", config), write_yaml(tmp_path / "loadbalancing-by-trace.yaml", by_trace)]
 
 
 def validate(binary: str, config: Path) -> str:
