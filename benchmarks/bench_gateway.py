@@ -23,7 +23,7 @@ for 60 s under load; the cost of enrichment on the export path next to the in-pr
 Spans look like our OpenAI instrumentation's chat spans with a 2 kB output in ``gen_ai.output.messages``
 (as a sender with content capture on sends them; the gateway, capture off, removes it), 16 users.
 
-    python benchmarks/bench_gateway.py [--rounds 5] [--batches 40] [--outage-s 60] [--genai-fraction 1.0]
+    python benchmarks/bench_gateway.py [--rounds 5] [--batches 40] [--outage-s 60] [--genai-fraction 1.0] [--env KEY=VALUE]
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ GATEWAY_ENV = {
     "LLM_TELEMETRY_BUDGET_USER_HOURLY_USD": "100000",
     "LLM_TELEMETRY_JUDGE_CALLABLE": "none",
 }
+EXTRA_ENV: dict[str, str] = {}
+"""``--env KEY=VALUE`` settings for every gateway of the run (e.g. ``LLM_TELEMETRY_DRIFT_ENABLED=false``)."""
 
 
 # --- load ------------------------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ def _settle(future: grpc.Future) -> int:
 class GatewayProcess:
     def __init__(self, upstream_port: int, *, enrich: bool, db_dir: str, cpu: int | None, extra: list[str] | None = None) -> None:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_TELEMETRY_"))}, **GATEWAY_ENV,
-               "LLM_TELEMETRY_REVIEW_DB_PATH": os.path.join(db_dir, f"review-{upstream_port}-{enrich}.db")}
+               **EXTRA_ENV, "LLM_TELEMETRY_REVIEW_DB_PATH": os.path.join(db_dir, f"review-{upstream_port}-{enrich}.db")}
         flags = ["--listen-grpc", "127.0.0.1:0", "--listen-http", "127.0.0.1:0", "--upstream", f"grpc://127.0.0.1:{upstream_port}",
                  "--metrics-interval", "3600", "--log-level", "ERROR", "--shutdown-timeout", "2", *(extra or [])]
         if not enrich:
@@ -313,7 +315,7 @@ def per_span(args: argparse.Namespace, batches: list[bytes], db_dir: str) -> dic
     from llm_telemetry.processors.chain import build_chain
     from llm_telemetry.processors.pipeline import EnrichingSpanProcessor
 
-    settings = load_settings({**GATEWAY_ENV, "LLM_TELEMETRY_REVIEW_DB_PATH": os.path.join(db_dir, "per-span.db")})
+    settings = load_settings({**GATEWAY_ENV, **EXTRA_ENV, "LLM_TELEMETRY_REVIEW_DB_PATH": os.path.join(db_dir, "per-span.db")})
     chain = build_chain(settings, MeterProvider())
     enricher, plain = OtlpEnricher(chain, settings), OtlpEnricher(None, settings)
 
@@ -370,7 +372,14 @@ def main() -> None:
     parser.add_argument("--outage-s", type=float, default=60.0)
     parser.add_argument("--queue-max", default="128MiB", help="--queue-max-bytes of the outage gateway")
     parser.add_argument("--skip", action="append", default=[], choices=("throughput", "outage", "per-span"))
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="an extra LLM_TELEMETRY_* setting for the gateways (repeatable), e.g. LLM_TELEMETRY_DRIFT_ENABLED=false")
     args = parser.parse_args()
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("LLM_TELEMETRY_"):
+            sys.exit(f"--env {item!r}: expected LLM_TELEMETRY_<SECTION>_<KEY>=VALUE")
+        EXTRA_ENV[key] = value
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs 2 CPUs: the gateway runs on CPU 0, load and upstream on CPU 1")
     os.sched_setaffinity(0, {1})
@@ -378,7 +387,9 @@ def main() -> None:
     batches = make_batches(args.batches, args.genai_fraction)
     print(f"{len(batches)} batches of {BATCH} spans, {len(batches[0]) / BATCH:,.0f} bytes per span, "
           f"GenAI fraction {args.genai_fraction:g}", flush=True)
-    data: dict[str, Any] = {"genai_fraction": args.genai_fraction}
+    if EXTRA_ENV:
+        print(f"extra settings: {' '.join(f'{k}={v}' for k, v in EXTRA_ENV.items())}", flush=True)
+    data: dict[str, Any] = {"genai_fraction": args.genai_fraction, "env": EXTRA_ENV}
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as db_dir:
         if "throughput" not in args.skip:
             print("1. throughput, OTLP/gRPC in and out, gateway pinned to one CPU", flush=True)

@@ -85,7 +85,9 @@ class OtlpEnricher:
         if self.chain is None:
             return self._strip(span, scope)  # pass-through: the content rule needs the keys, not the values
         attrs = decode_attributes(span.attributes)
-        changed = False
+        content = content_keys(attrs) if self._strip_span else []
+        blob = b""
+        added_content: list[str] = []
         if not attrs.get(a.ENRICHED):
             call = GenAICall.from_attributes(attrs)
             if call is not None:
@@ -96,22 +98,27 @@ class OtlpEnricher:
                 enrichment = self.chain.measure(call, attrs)
                 added = enrichment.attributes
                 replaced = [key for key in added if key in attrs]
-                if replaced:
+                if replaced:  # the enrichment's value wins (not counted as stripped content)
                     remove_keys(span.attributes, replaced)
+                    content = [key for key in content if key not in added]
+                if self._strip_span:
+                    added_content = content_keys(added)  # an enricher's content is content too: never appended
+                    if added_content:
+                        added = {key: value for key, value in added.items() if key not in added_content}
                 blob = wire.attributes(added)
                 if enrichment.events:
                     end = span.end_time_unix_nano
                     blob += wire.events((e.name, e.attributes, end if e.timestamp is None else e.timestamp) for e in enrichment.events)
-                span.MergeFromString(blob)  # protobuf merge appends repeated fields: the attributes and events are added
-                attrs.update(added)
                 with self._lock:
                     self.spans_enriched += 1
-                changed = True
-        if self._strip_span:
-            keys = content_keys(attrs)  # after enrichment: an enricher's content is content too
-            if keys:
-                self._stripped(scope, keys, remove_keys(span.attributes, keys))
-                changed = True
+        changed = bool(blob)
+        if content or added_content:
+            # Before the merge: the span's own attributes only, a shorter list to walk than with the enrichment appended.
+            removed = remove_keys(span.attributes, content) if content else 0
+            self._stripped(scope, list(dict.fromkeys([*content, *added_content])), removed + len(added_content))
+            changed = True
+        if blob:
+            span.MergeFromString(blob)  # protobuf merge appends repeated fields: the attributes and events are added
         if self._strip_event and len(span.events):
             changed = self._strip_events(span.events, scope) or changed
         return changed

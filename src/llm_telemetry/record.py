@@ -218,14 +218,6 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _first(attrs: Mapping[str, Any], *names: str) -> Any:
-    for name in names:
-        value = attrs.get(name)
-        if value is not None:
-            return value
-    return None
-
-
 def _output_text(attrs: Mapping[str, Any]) -> str | None:
     raw = attrs.get(a.OUTPUT_MESSAGES)
     if not isinstance(raw, str):
@@ -261,71 +253,80 @@ def _usage_invalid(attrs: Mapping[str, Any], rejected_here: list[str]) -> tuple[
 
 
 def _from_attributes(cls: type[GenAICall], attrs: Mapping[str, Any]) -> GenAICall | None:
+    # Written for speed (it runs for every foreign span in-process and every span in the gateway): one bound
+    # ``get``, legacy names looked up only when the current one is missing, validation only for present values.
     if not is_genai_span(attrs):
         return None
-    provider = _str(_first(attrs, a.PROVIDER_NAME, a.LEGACY_PROVIDER)) or "unknown"
+    get = attrs.get
+    provider = _str(_either(get, a.PROVIDER_NAME, a.LEGACY_PROVIDER)) or "unknown"
     rejected: list[str] = []
-    reported_input = _checked(a.USAGE_INPUT_TOKENS, _first(attrs, a.USAGE_INPUT_TOKENS, a.LEGACY_PROMPT_TOKENS), rejected)
-    estimated_input = _checked(a.USAGE_INPUT_TOKENS_ESTIMATE, attrs.get(a.USAGE_INPUT_TOKENS_ESTIMATE), rejected)  # ours
+    reported_input = _checked(a.USAGE_INPUT_TOKENS, _either(get, a.USAGE_INPUT_TOKENS, a.LEGACY_PROMPT_TOKENS), rejected)
+    estimated_input = _checked(a.USAGE_INPUT_TOKENS_ESTIMATE, get(a.USAGE_INPUT_TOKENS_ESTIMATE), rejected)  # ours
     input_tokens = reported_input if reported_input is not None else estimated_input
-    reported_output = _checked(a.USAGE_OUTPUT_TOKENS, _first(attrs, a.USAGE_OUTPUT_TOKENS, a.LEGACY_COMPLETION_TOKENS), rejected)
-    estimated_output = _checked(a.USAGE_OUTPUT_TOKENS_ESTIMATE, attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATE), rejected)  # ours
+    reported_output = _checked(a.USAGE_OUTPUT_TOKENS, _either(get, a.USAGE_OUTPUT_TOKENS, a.LEGACY_COMPLETION_TOKENS), rejected)
+    estimated_output = _checked(a.USAGE_OUTPUT_TOKENS_ESTIMATE, get(a.USAGE_OUTPUT_TOKENS_ESTIMATE), rejected)  # ours
     cache_read = _checked(
-        a.USAGE_CACHE_READ_INPUT_TOKENS, _first(attrs, a.USAGE_CACHE_READ_INPUT_TOKENS, a.LEGACY_CACHE_READ_TOKENS), rejected
+        a.USAGE_CACHE_READ_INPUT_TOKENS, _either(get, a.USAGE_CACHE_READ_INPUT_TOKENS, a.LEGACY_CACHE_READ_TOKENS), rejected
     )
-    cache_write = _checked(
-        a.USAGE_CACHE_CREATION_INPUT_TOKENS,
-        _first(attrs, a.USAGE_CACHE_CREATION_INPUT_TOKENS, a.ANTHROPIC_CACHE_WRITE_TOKENS, a.LEGACY_CACHE_CREATION_TOKENS),
-        rejected,
-    )
+    cache_write = get(a.USAGE_CACHE_CREATION_INPUT_TOKENS)
+    if cache_write is None:
+        cache_write = _either(get, a.ANTHROPIC_CACHE_WRITE_TOKENS, a.LEGACY_CACHE_CREATION_TOKENS)
+    cache_write = _checked(a.USAGE_CACHE_CREATION_INPUT_TOKENS, cache_write, rejected)
     if input_tokens is not None and provider == "anthropic" and a.USAGE_INPUT_TOKENS not in attrs:
         # Legacy Anthropic spans (OpenLLMetry) report prompt tokens without the cached parts.
         input_tokens += (cache_read or 0) + (cache_write or 0)
-    reasons = attrs.get(a.RESPONSE_FINISH_REASONS)
-    port = _int(attrs.get(a.SERVER_PORT))
+    reasons = get(a.RESPONSE_FINISH_REASONS)
+    port = get(a.SERVER_PORT)
     timings = None
     if a.RESPONSE_TIME_TO_FIRST_CHUNK in attrs or a.STREAM_CHUNK_COUNT in attrs:
         timings = StreamTimings(
-            ttft_s=attrs.get(a.RESPONSE_TIME_TO_FIRST_CHUNK),
-            chunk_count=_int(attrs.get(a.STREAM_CHUNK_COUNT)) or 0,
-            tbt_mean_s=attrs.get(a.STREAM_TBT_MEAN),
-            tbt_p50_s=attrs.get(a.STREAM_TBT_P50),
-            tbt_p95_s=attrs.get(a.STREAM_TBT_P95),
-            tbt_p99_s=attrs.get(a.STREAM_TBT_P99),
-            tbt_max_s=attrs.get(a.STREAM_TBT_MAX),
-            stall_count=_int(attrs.get(a.STREAM_STALL_COUNT)) or 0,
-            output_tokens_per_s=attrs.get(a.STREAM_OUTPUT_TOKENS_PER_SECOND),
-            end_reason=_str(attrs.get(a.STREAM_END_REASON)),
+            ttft_s=get(a.RESPONSE_TIME_TO_FIRST_CHUNK),
+            chunk_count=_int(get(a.STREAM_CHUNK_COUNT)) or 0,
+            tbt_mean_s=get(a.STREAM_TBT_MEAN),
+            tbt_p50_s=get(a.STREAM_TBT_P50),
+            tbt_p95_s=get(a.STREAM_TBT_P95),
+            tbt_p99_s=get(a.STREAM_TBT_P99),
+            tbt_max_s=get(a.STREAM_TBT_MAX),
+            stall_count=_int(get(a.STREAM_STALL_COUNT)) or 0,
+            output_tokens_per_s=get(a.STREAM_OUTPUT_TOKENS_PER_SECOND),
+            end_reason=_str(get(a.STREAM_END_REASON)),
         )
-    system = attrs.get(a.SYSTEM_INSTRUCTIONS)
+    system = get(a.SYSTEM_INSTRUCTIONS)
+    flagged = get(a.USAGE_INVALID)
     return cls(
-        operation=_str(attrs.get(a.OPERATION_NAME)) or "chat",
+        operation=_str(get(a.OPERATION_NAME)) or "chat",
         provider=provider,
-        request_model=_str(attrs.get(a.REQUEST_MODEL)),
-        response_model=_str(attrs.get(a.RESPONSE_MODEL)),
-        response_id=_str(attrs.get(a.RESPONSE_ID)),
+        request_model=_str(get(a.REQUEST_MODEL)),
+        response_model=_str(get(a.RESPONSE_MODEL)),
+        response_id=_str(get(a.RESPONSE_ID)),
         finish_reasons=tuple(reasons) if isinstance(reasons, Sequence) and not isinstance(reasons, str) else (),
-        streaming=bool(attrs.get(a.REQUEST_STREAM, False)),
+        streaming=bool(get(a.REQUEST_STREAM, False)),
         input_tokens=input_tokens,
         output_tokens=reported_output if reported_output is not None else estimated_output,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
-        output_tokens_estimated=bool(attrs.get(a.USAGE_OUTPUT_TOKENS_ESTIMATED, False))
+        output_tokens_estimated=bool(get(a.USAGE_OUTPUT_TOKENS_ESTIMATED, False))
         or (reported_output is None and estimated_output is not None),
-        system_fingerprint=_str(_first(attrs, a.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, a.LEGACY_OPENAI_SYSTEM_FINGERPRINT)),
-        input_tokens_estimated=bool(attrs.get(a.USAGE_INPUT_TOKENS_ESTIMATED, False))
+        system_fingerprint=_str(_either(get, a.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, a.LEGACY_OPENAI_SYSTEM_FINGERPRINT)),
+        input_tokens_estimated=bool(get(a.USAGE_INPUT_TOKENS_ESTIMATED, False))
         or (reported_input is None and estimated_input is not None),
-        usage_invalid=_usage_invalid(attrs, rejected),
+        usage_invalid=_usage_invalid(attrs, rejected) if flagged is not None or rejected else (),
         timings=timings,
-        error_type=_str(attrs.get(a.ERROR_TYPE)),
-        server_address=_str(attrs.get(a.SERVER_ADDRESS)),
-        server_port=port,
-        user_id=_str(attrs.get(a.USER_ID)),
-        session_id=_str(attrs.get(a.SESSION_ID)),
-        conversation_id=_str(attrs.get(a.CONVERSATION_ID)),
-        feature=_str(attrs.get(a.FEATURE)),
+        error_type=_str(get(a.ERROR_TYPE)),
+        server_address=_str(get(a.SERVER_ADDRESS)),
+        server_port=None if port is None else _int(port),
+        user_id=_str(get(a.USER_ID)),
+        session_id=_str(get(a.SESSION_ID)),
+        conversation_id=_str(get(a.CONVERSATION_ID)),
+        feature=_str(get(a.FEATURE)),
         system_instructions=system if isinstance(system, str) else None,
-        input_messages=_input_messages(attrs),
+        input_messages=_input_messages(attrs) if a.INPUT_MESSAGES in attrs else None,
         output_text=_output_text(attrs),
         source="attributes",
     )
+
+
+def _either(get: Any, name: str, legacy: str) -> Any:
+    """The value under ``name``, else under ``legacy`` (``None`` counts as missing)."""
+    value = get(name)
+    return value if value is not None else get(legacy)
