@@ -49,13 +49,12 @@ def quality_alerts() -> list[Alert]:
     return quality.alerts.active() if quality is not None else []
 
 
-def prompt_fingerprint(call: GenAICall) -> str | None:
-    """A 64-bit hash of the prompt (system + messages), or None without one.
+def prompt_fingerprint(text: str | None) -> str | None:
+    """A 64-bit hash of the prompt text (system + messages), or None without one.
 
     Not a secret-keeping device: equal prompts give equal fingerprints (that is the point: loop detection),
     so a guessed short prompt can be confirmed. It never carries the prompt itself.
     """
-    text = call.prompt_text
     if not text:
         return None
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8, person=_FINGERPRINT_PERSON).hexdigest()
@@ -113,7 +112,8 @@ class QualityEnricher:
     def enrich(self, call: GenAICall, attributes: Mapping[str, AttributeValue], enrichments: Enrichment) -> Enrichment | None:
         out: dict[str, AttributeValue] = {}
         events: list[EnrichmentEvent] = []
-        fingerprint = prompt_fingerprint(call)
+        prompt = call.prompt_text  # joined once: the fingerprint and the validators both read it
+        fingerprint = prompt_fingerprint(prompt)
         if fingerprint is not None:
             out[a.PROMPT_FINGERPRINT] = fingerprint
         if self._remember and call.source == "llm_telemetry":
@@ -125,7 +125,7 @@ class QualityEnricher:
             output = call.output_text
             if output is not None:
                 if self.validators is not None:
-                    self._validate(call, output, events)
+                    self._validate(call, prompt, output, events)
                 if self.stats is not None:
                     self.stats.submit(call)
                 if self.drift is not None:
@@ -134,10 +134,10 @@ class QualityEnricher:
             return None
         return Enrichment(out, events)
 
-    def _validate(self, call: GenAICall, output: str, events: list[EnrichmentEvent]) -> None:
+    def _validate(self, call: GenAICall, prompt: str | None, output: str, events: list[EnrichmentEvent]) -> None:
         assert self.validators is not None
         end_ns = call.end_time_ns
-        for result in self.validators.run(call.feature, call.model, call.prompt_text, output):
+        for result in self.validators.run(call.feature, call.model, prompt, output):
             events.append(EnrichmentEvent(a.EVENT_EVALUATION_RESULT, result.event_attributes(), end_ns))
             tally: dict[str, AttributeValue] = {a.EVALUATION_NAME: result.validator, a.EVALUATION_SCORE_LABEL: result.label}
             if call.feature:
