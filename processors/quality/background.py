@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
@@ -23,6 +24,7 @@ from llm_telemetry.processors.lanes import BackgroundWorker
 from llm_telemetry.processors.quality import decisions
 from llm_telemetry.processors.quality.alerts import AlertBook
 from llm_telemetry.processors.quality.drift import DriftConfig, DriftMonitor
+from llm_telemetry.processors.quality.drift_baseline import BaselineInfo
 from llm_telemetry.processors.quality.embedders import embedder_from_spec
 from llm_telemetry.processors.quality.output_stats import OutputStats
 from llm_telemetry.record import GenAICall
@@ -107,6 +109,23 @@ class DriftRunner:
 
     def flush(self) -> None:
         self._lane.submit(lambda: self._handle(self.monitor.flush()))
+
+    def set_baseline(self, key: tuple[str, str], texts: Sequence[str]) -> Future[BaselineInfo]:
+        """Install known-good outputs as ``key``'s reference, on the drift lane (the monitor's one thread).
+
+        The future gives the installed baseline, or the error (too few texts); a full lane refuses at once.
+        """
+        result: Future[BaselineInfo] = Future()
+
+        def install() -> None:
+            try:
+                result.set_result(self.monitor.set_baseline(key, list(texts)))
+            except Exception as exc:
+                result.set_exception(exc)
+
+        if not self._lane.submit(install):
+            result.set_exception(RuntimeError("the drift lane is full; try again"))
+        return result
 
     def _handle(self, decided: list) -> None:  # list[DriftDecision]
         for decision in decided:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from opentelemetry.metrics import Observation
 from opentelemetry.util.types import AttributeValue
@@ -29,6 +29,7 @@ from llm_telemetry.processors.metrics import Tally
 from llm_telemetry.processors.quality import decisions
 from llm_telemetry.processors.quality.alerts import Alert, AlertBook
 from llm_telemetry.processors.quality.background import DriftRunner, OutputStatsRunner
+from llm_telemetry.processors.quality.drift_baseline import BaselineInfo
 from llm_telemetry.processors.quality.feedback import current_feedback_tracker
 from llm_telemetry.processors.quality.model_watch import ModelWatch
 from llm_telemetry.processors.quality.pass_rate import PassRateDetector
@@ -47,6 +48,22 @@ def quality_alerts() -> list[Alert]:
     chain = default_chain()
     quality = next((e for e in chain.enrichers if isinstance(e, QualityEnricher)), None) if chain is not None else None
     return quality.alerts.active() if quality is not None else []
+
+
+def set_drift_baseline(feature: str, model: str, texts: Sequence[str], *, timeout_s: float = 60.0) -> BaselineInfo:
+    """Make ``texts`` (known-good outputs) the drift reference of ``feature`` on (requested) ``model`` now.
+
+    The other ways to a reference: the first ``drift.reference_size`` outputs after start, or a file in
+    ``LLM_TELEMETRY_DRIFT_BASELINE_DIR``. Runs on the drift lane; waits up to ``timeout_s`` for the
+    embedding and the calibration. Raises `ValueError` for too few texts, `RuntimeError` without drift.
+    """
+    from llm_telemetry.processors.chain import default_chain
+
+    chain = default_chain()
+    quality = next((e for e in chain.enrichers if isinstance(e, QualityEnricher)), None) if chain is not None else None
+    if quality is None or quality.drift is None:
+        raise RuntimeError("drift is not running (LLM_TELEMETRY_DRIFT_ENABLED, or the quality enricher is off)")
+    return quality.drift.set_baseline((feature, model), texts).result(timeout_s)
 
 
 def prompt_fingerprint(text: str | None) -> str | None:

@@ -11,6 +11,7 @@ Public API:
 - `remember_call` — the per-call hook that ties feedback by response id (the pipeline calls it).
 - `add_validator`, `remove_validator` — output validators added at run time (besides the validators file).
 - `quality_alerts` — the quality alerts currently firing in this process.
+- `set_drift_baseline` — known-good outputs as a feature's drift reference (else the first N, or a file).
 """
 
 from llm_telemetry.attribution import attribute, current_attribution
@@ -32,6 +33,7 @@ __all__ = [
     "remove_validator",
     "session_event",
     "session_report",
+    "set_drift_baseline",
     "side_channel",
 ]
 __version__ = "0.1.0"
@@ -49,6 +51,7 @@ _LAZY: dict[str, str] = {
     "add_validator": "llm_telemetry.processors.quality.validator_set",
     "remove_validator": "llm_telemetry.processors.quality.validator_set",
     "quality_alerts": "llm_telemetry.processors.quality.enricher",
+    "set_drift_baseline": "llm_telemetry.processors.quality.enricher",
 }
 
 
