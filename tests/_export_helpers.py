@@ -7,13 +7,20 @@ distro selects our configurator itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_telemetry.config import Settings
+from llm_telemetry.exporters import Providers, configure
 
 APPS = Path(__file__).parent / "apps"
 SAMPLE_APP = APPS / "sample_app.py"
@@ -63,3 +70,26 @@ def run_instrumented(
         env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - started)
+
+
+def clear_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every OTEL_* / LLM_TELEMETRY_* variable for this test: configure() must see only what it is given."""
+    for name in list(os.environ):
+        if name.startswith(("OTEL_", "LLM_TELEMETRY_")):
+            monkeypatch.delenv(name)
+
+
+@contextlib.contextmanager
+def providers_factory(default_settings: Settings) -> Iterator[Callable[..., Providers]]:
+    """``configure(set_global=False, ...)`` with ``default_settings`` unless given; every result is shut down after."""
+    made: list[Providers] = []
+
+    def build(**kwargs: Any) -> Providers:
+        kwargs.setdefault("settings", default_settings)
+        providers = configure(set_global=False, **kwargs)
+        made.append(providers)
+        return providers
+
+    yield build
+    for providers in made:
+        providers.shutdown(timeout_s=0.2)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _export_helpers import clear_otel_env, providers_factory
 from _otlp_receiver import BlackholeServer, OtlpGrpcReceiver, unused_port
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -30,25 +31,14 @@ GENAI_ATTRIBUTES = {
 
 @pytest.fixture(autouse=True)
 def _no_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("OTEL_", "LLM_TELEMETRY_")):
-            monkeypatch.delenv(name)
+    clear_otel_env(monkeypatch)
 
 
 @pytest.fixture
 def make() -> Iterator[Callable[..., Providers]]:
     """``configure(set_global=False, ...)``; every result is shut down after the test."""
-    made: list[Providers] = []
-
-    def build(**kwargs: Any) -> Providers:
-        kwargs.setdefault("settings", COST_ONLY)
-        providers = configure(set_global=False, **kwargs)
-        made.append(providers)
-        return providers
-
-    yield build
-    for providers in made:
-        providers.shutdown(timeout_s=0.2)
+    with providers_factory(COST_ONLY) as build:
+        yield build
 
 
 def _span_exporter(providers: Providers) -> Any:

@@ -9,12 +9,12 @@ receivers, a receiver answering chosen statuses, a refused port) through `config
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _export_helpers import clear_otel_env, providers_factory
 from _otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, unused_port
 from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llm_telemetry.config import ExportSettings, PipelineSettings, Settings
-from llm_telemetry.exporters import Providers, ResilientMetricExporter, ResilientSpanExporter, configure
+from llm_telemetry.exporters import Providers, ResilientMetricExporter, ResilientSpanExporter
 
 SETTINGS = Settings(pipeline=PipelineSettings(enrichers=("cost",)), export=ExportSettings(timeout_s=2.0))
 PROVIDERS_LOGGER = "llm_telemetry.exporters.providers"
@@ -35,23 +35,14 @@ PROVIDERS_LOGGER = "llm_telemetry.exporters.providers"
 
 @pytest.fixture(autouse=True)
 def _no_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("OTEL_", "LLM_TELEMETRY_")):
-            monkeypatch.delenv(name)
+    clear_otel_env(monkeypatch)
 
 
 @pytest.fixture
 def make() -> Iterator[Callable[..., Providers]]:
-    made: list[Providers] = []
-
-    def build(**kwargs: Any) -> Providers:
-        providers = configure(set_global=False, settings=SETTINGS, **kwargs)
-        made.append(providers)
-        return providers
-
-    yield build
-    for providers in made:
-        providers.shutdown(timeout_s=0.2)
+    """``configure(set_global=False, ...)``; every result is shut down after the test."""
+    with providers_factory(SETTINGS) as build:
+        yield build
 
 
 def _use(providers: Providers) -> None:
